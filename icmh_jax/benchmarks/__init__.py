@@ -1,0 +1,1 @@
+"""Benchmarks behind `icmh bench TARGET` (one harness, one module per target)."""

@@ -1,0 +1,74 @@
+"""The one benchmark harness behind `icmh bench`: warm-up excluded, compile time reported apart,
+median of k timed runs, machine and library versions recorded, JSON-serialisable results."""
+
+import dataclasses
+import os
+import platform
+import statistics
+import time
+from typing import Any, Callable
+
+
+@dataclasses.dataclass
+class Timing:
+  """Seconds per call of one timed function."""
+  name: str
+  median_s: float
+  runs_s: list[float]
+  first_call_s: float | None = None  # includes jit compilation when the function is jitted
+
+  def as_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+def block(x):
+  """Waits for every array in a pytree (JAX dispatch is asynchronous)."""
+  import jax
+  return jax.block_until_ready(x)
+
+
+def measure(name: str, fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> Timing:
+  """Times `fn()` (which must block until its work is done; wrap JAX results with `block`).
+
+  The first call is timed apart (it compiles), `warmup - 1` more calls are discarded, then the
+  median of `repeats` calls is the figure.
+  """
+  if repeats < 1:
+    raise ValueError(f"repeats must be >= 1, got {repeats}")
+  first = None
+  for i in range(max(warmup, 0)):
+    t = time.perf_counter()
+    fn()
+    if i == 0:
+      first = time.perf_counter() - t
+  runs = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn()
+    runs.append(time.perf_counter() - t)
+  return Timing(name, statistics.median(runs), runs, first)
+
+
+def machine_info() -> dict[str, Any]:
+  """Where the numbers were measured: CPU, cores, load, devices and versions."""
+  import importlib.metadata as md
+  import jax
+  versions = {}
+  for pkg in ("jax", "jaxlib", "flax", "numpy", "constriction", "torch"):
+    try:
+      versions[pkg] = md.version(pkg)
+    except md.PackageNotFoundError:
+      pass
+  cpu = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+  except OSError:
+    pass
+  return dict(cpu=cpu, cores=os.cpu_count(), load_avg=os.getloadavg(), python=platform.python_version(),
+              devices=[str(d) for d in jax.devices()], versions=versions)
+
+
+def report(target: str, results: dict[str, Any]) -> dict[str, Any]:
+  """The JSON document a benchmark prints: target, machine, results."""
+  return dict(benchmark=target, machine=machine_info(), results=results)

@@ -1,0 +1,57 @@
+"""The `icmh` console entry point: one subcommand per module of this package.
+
+Each command module defines `NAME`, `HELP`, `add_arguments(parser)` and `run(args) -> int`, and
+imports heavy libraries inside `run` so that `icmh --help` stays fast. Exit codes: 0 success,
+1 a failure the library reported (`IcmhError`, one line on stderr), 2 a usage error.
+"""
+
+import argparse
+import importlib
+import sys
+
+from icmh_jax.errors import IcmhError
+
+# Module names under icmh_jax.cli, in the order `icmh --help` lists them.
+COMMANDS = (
+    "encode",
+    "decode",
+    "info",
+    "params",
+    "bench",
+    "convert",
+    "golden_check",
+)
+
+
+def _load_commands():
+  mods = []
+  for name in COMMANDS:
+    try:
+      mods.append(importlib.import_module(f"icmh_jax.cli.{name}"))
+    except ModuleNotFoundError as e:
+      if e.name != f"icmh_jax.cli.{name}":
+        raise
+  return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(prog="icmh", description=__doc__.splitlines()[0])
+  sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+  for mod in _load_commands():
+    p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+    mod.add_arguments(p)
+    p.set_defaults(_run=mod.run)
+  return parser
+
+
+def main(argv=None) -> int:
+  args = build_parser().parse_args(argv)
+  try:
+    return int(args._run(args) or 0)
+  except IcmhError as e:
+    print(f"icmh {args.command}: error: {e}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())

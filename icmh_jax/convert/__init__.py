@@ -1,0 +1,1 @@
+"""icmh_jax.convert."""
