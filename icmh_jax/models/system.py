@@ -1,0 +1,197 @@
+"""The System API shared by every ICMH system: one object per (name, model config).
+
+A system is a frozen-or-trained machine codec (SA-ICM, a LIC-TCM) in `params["base"]` plus, for the
+human-layer systems (icmh_ff, fr_icmh, pr_icmh), an additional codec in `params["additional"]`.
+`apply` is the training / estimation forward; `compress` / `decompress` write and read one
+two-layer `.icmh` file (`icmh_jax.models.scalable`). The training loss of every system is
+
+  loss = bpp(out.likelihoods[system.trained_layer]) + lam * 255**2 * mse(m * x, m * out.x_hat)
+
+(m = SAM edge mask for SA-ICM, 1 otherwise): `out.x_hat` is always the trained layer's
+reconstruction (for tcm / sa_icm it equals `x_hat_m`), so no caller needs to know system names.
+"""
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+LAYERS = ("machine", "human")
+
+
+@flax.struct.dataclass
+class SystemOutput:
+  """A system's forward.
+
+  Attributes:
+    x_hat: [B, H, W, 3] reconstruction of the trained layer, unclamped (the human reconstruction
+      for the human-layer systems, the machine one for tcm / sa_icm).
+    x_hat_m: [B, H, W, 3] SA-ICM's machine reconstruction, unclamped.
+    likelihoods: {"machine": {"y", "z"}, "human": {"y", "z"}}; "human" is {} for tcm / sa_icm.
+  """
+  x_hat: jax.Array
+  x_hat_m: jax.Array
+  likelihoods: dict
+
+
+@flax.struct.dataclass
+class BaseOutput:
+  """What a human layer may use of the machine codec (all NHWC, unclamped x_hat_m)."""
+  x_hat_m: jax.Array
+  y_hat_m: jax.Array
+  likelihoods: dict
+
+
+class System:
+  """Base class of the five systems; subclasses fill the additional-codec hooks.
+
+  Attributes:
+    name: registry name (`tcm`, `sa_icm`, `icmh_ff`, `fr_icmh`, `pr_icmh`).
+    config: resolved model config (see `icmh_jax.models.registry`).
+    trained_layer: "machine" (tcm, sa_icm) or "human" (the others): whose rate the loss counts.
+  """
+
+  trained_layer = "machine"
+
+  def __init__(self, name: str, config: dict[str, Any]):
+    self.name = name
+    self.config = dict(config)
+    self._modules = {}
+
+  def __repr__(self):
+    return f"{type(self).__name__}({self.name!r}, {self.config})"
+
+  # --- modules -------------------------------------------------------------------------------
+
+  @property
+  def base(self) -> nn.Module:
+    """The machine codec module, built on first use (so the registry needs no TCM import)."""
+    if "base" not in self._modules:
+      self._modules["base"] = self.base_module()
+    return self._modules["base"]
+
+  @property
+  def additional(self) -> nn.Module:
+    """The additional codec module (human-layer systems only), built on first use."""
+    if "additional" not in self._modules:
+      self._modules["additional"] = self.additional_module()
+    return self._modules["additional"]
+
+  def base_module(self) -> nn.Module:
+    """SA-ICM: a LIC-TCM with N_m, M, num_slices_m."""
+    from icmh_jax.models.tcm import TCM
+    c = self.config
+    return TCM(N=c["N_m"], M=c["M"], num_slices=c["num_slices_m"], **self.tcm_widths())
+
+  def tcm_widths(self) -> dict[str, Any]:
+    """TCM keyword arguments shared by both codecs (transformer / hyperprior / Ch-ARM widths)."""
+    c = self.config
+    return dict(max_support_slices=c["max_support_slices"], depths=c["depths"],
+                head_dims=c["head_dims"], window_size=c["window_size"],
+                hyper_window_size=c["hyper_window_size"], z_channels=c["z_channels"],
+                inter_dim=c["inter_dim"], cc_hidden=c["cc_hidden"])
+
+  @property
+  def has_additional(self) -> bool:
+    return self.trained_layer == "human"
+
+  def trainable_key(self) -> str:
+    """The params subtree the optimiser sees: "base" (tcm, sa_icm) or "additional"."""
+    return "additional" if self.has_additional else "base"
+
+  # --- forward -------------------------------------------------------------------------------
+
+  def run_base(self, base_params, x, *, train: bool, rng=None, noise=None) -> BaseOutput:
+    """Machine codec forward on x [B, H, W, 3]."""
+    rngs = {"noise": rng} if rng is not None else None
+    out = self.base.apply({"params": base_params}, x, train=train, noise=noise, rngs=rngs)
+    return BaseOutput(x_hat_m=_get(out, "x_hat"), y_hat_m=_get(out, "y_hat"),
+                      likelihoods=dict(_get(out, "likelihoods")))
+
+  def init(self, rng, image_shape) -> dict:
+    """Random parameters.
+
+    Args:
+      rng: a PRNG key.
+      image_shape: [B, H, W, 3] or [H, W, 3] of a (padded) input.
+
+    Returns:
+      {"base": ...} (tcm, sa_icm) or {"base": ..., "additional": ...}.
+    """
+    shape = tuple(image_shape)
+    x = jnp.zeros(shape if len(shape) == 4 else (1, *shape), jnp.float32)
+    rng_b, rng_a = jax.random.split(rng)
+    params = {"base": self.base.init(rng_b, x, train=False)["params"]}
+    if self.has_additional:
+      base_out = self.run_base(params["base"], x, train=False)
+      params["additional"] = self.init_additional(rng_a, x, base_out)
+    return params
+
+  def apply(self, params, x, *, train: bool, rng=None, noise=None) -> SystemOutput:
+    """Training / estimation forward.
+
+    Args:
+      params: from `init` (or a checkpoint).
+      x: [B, H, W, 3] float32 in [0, 1], H and W multiples of `pad_multiple` (or 64 at least).
+      train: noisy likelihoods (True) or rounded ones (False) for the trained codec.
+      rng: PRNG key for the training noise (train=True, noise=None).
+      noise: explicit uniform noise {"y", "z"} (NHWC) for the trained codec.
+
+    Returns:
+      SystemOutput.
+    """
+    if not self.has_additional:
+      base = self.run_base(params["base"], x, train=train, rng=rng, noise=noise)
+      return SystemOutput(x_hat=base.x_hat_m, x_hat_m=base.x_hat_m,
+                          likelihoods={"machine": base.likelihoods, "human": {}})
+    # The base is frozen: stop_gradient keeps any gradient from reaching it even when a caller
+    # differentiates w.r.t. all params, and its eval forward is exactly what the decoder sees.
+    base = self.run_base(jax.lax.stop_gradient(params["base"]), x, train=False)
+    x_hat, lik_a = self.forward_additional(params["additional"], x, base, train=train, rng=rng,
+                                           noise=noise)
+    return SystemOutput(x_hat=x_hat, x_hat_m=base.x_hat_m,
+                        likelihoods={"machine": base.likelihoods, "human": lik_a})
+
+  def aux_loss(self, params) -> jax.Array:
+    """Sum of the trained codec's factorized-prior aux losses (only `quantiles` get gradients)."""
+    key = self.trainable_key()
+    module = self.base if key == "base" else self.additional
+    return module.apply({"params": params[key]},
+                        method=lambda m: m.entropy_bottleneck.aux_loss())
+
+  # --- hooks for the human-layer systems ------------------------------------------------------
+
+  def additional_module(self) -> nn.Module:
+    raise NotImplementedError
+
+  def init_additional(self, rng, x, base: BaseOutput) -> dict:
+    raise NotImplementedError
+
+  def forward_additional(self, params_a, x, base: BaseOutput, *, train, rng, noise):
+    """Returns (x_hat [B,H,W,3] unclamped, likelihoods {"y", "z"}) of the human layer."""
+    raise NotImplementedError
+
+  # --- coding --------------------------------------------------------------------------------
+
+  def compress(self, params, image: np.ndarray) -> bytes:
+    """Codes image [H, W, 3] float32 in [0, 1] into one two-layer `.icmh` file."""
+    from icmh_jax.models import scalable
+    return scalable.compress(self, params, image)
+
+  def decompress(self, params, data: bytes, layer: str = "human") -> np.ndarray:
+    """Decodes a `.icmh` file; layer "machine" reads layer 0 only. Returns [H, W, 3] in [0, 1]."""
+    from icmh_jax.models import scalable
+    return scalable.decompress(self, params, data, layer=layer)
+
+  def param_counts(self, image_shape=(1, 256, 256, 3)) -> dict[str, int]:
+    """Parameter counts {"base", "additional"} from `jax.eval_shape` (nothing materialised)."""
+    shapes = jax.eval_shape(self.init, jax.random.key(0), image_shape)
+    count = lambda t: int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(t)))
+    return {"base": count(shapes["base"]), "additional": count(shapes.get("additional", {}))}
+
+
+def _get(out, key):
+  return out[key] if isinstance(out, dict) else getattr(out, key)
