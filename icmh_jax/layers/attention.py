@@ -1,0 +1,140 @@
+"""Window multi-head self-attention (W-MSA / SW-MSA) and the Swin block of LIC-TCM, NHWC.
+
+Follows LIC_TCM `WMSA` / `Block` (Liu et al., CVPR 2023, after Swin and SCUNet): windows are
+taken row-major over the map, tokens row-major inside a window; qkv output channels are ordered
+(q|k|v) × heads × head_dim; logits = q·k / sqrt(head_dim) + relative position bias
+P[h, ri - rj + ws - 1, ci - cj + ws - 1]; SW rolls the map by -ws//2 first and masks token pairs
+that the roll brought together (the standard Swin mask, last window row / column only).
+
+Difference from the reference: a map whose sides are not multiples of the window is zero-padded
+at the bottom/right to the next multiple and cropped back (the reference's "pad small inputs"
+branch pads to ws + 1 and never crops, so it crashes on 128x128 images); maps that are multiples
+of the window, the only ones the reference can run, are computed exactly as there.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def relative_index(ws: int) -> tuple[np.ndarray, np.ndarray]:
+  """Row / column indexes into the (2ws-1, 2ws-1) bias table for every (query, key) pair.
+
+  Returns:
+    two int arrays [ws², ws²]: ri - rj + ws - 1 and ci - cj + ws - 1.
+  """
+  r, c = np.divmod(np.arange(ws * ws), ws)
+  return r[:, None] - r[None, :] + ws - 1, c[:, None] - c[None, :] + ws - 1
+
+
+def shifted_window_mask(h_windows: int, w_windows: int, ws: int) -> np.ndarray:
+  """Swin SW-MSA mask: True where a query may NOT attend a key.
+
+  Returns:
+    bool [h_windows * w_windows, ws², ws²]; only the last window row / column mask anything.
+  """
+  s = ws - ws // 2
+  m = np.zeros((h_windows, w_windows, ws, ws, ws, ws), bool)
+  m[-1, :, :s, :, s:, :] = True
+  m[-1, :, s:, :, :s, :] = True
+  m[:, -1, :, :s, :, s:] = True
+  m[:, -1, :, s:, :, :s] = True
+  return m.reshape(h_windows * w_windows, ws * ws, ws * ws)
+
+
+class WindowAttention(nn.Module):
+  """W-MSA (`shifted=False`) or SW-MSA (`shifted=True`), LIC_TCM `WMSA`.
+
+  Attributes:
+    dim: channels C (input and output).
+    head_dim: channels per head; n_heads = dim // head_dim.
+    window_size: ws.
+    shifted: SW-MSA.
+  Params: `embedding_layer` Dense(C, 3C), `linear` Dense(C, C), `relative_position_params`
+  [n_heads, 2ws-1, 2ws-1].
+  """
+  dim: int
+  head_dim: int
+  window_size: int
+  shifted: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    """x: [B, H, W, C] -> [B, H, W, C]."""
+    b, h, w, c = x.shape
+    ws, hd = self.window_size, self.head_dim
+    n_heads = self.dim // hd
+    table = self.param("relative_position_params", nn.initializers.normal(0.02),
+                       (n_heads, 2 * ws - 1, 2 * ws - 1))
+    ph, pw = -h % ws, -w % ws
+    if ph or pw:  # ours, see module docstring
+      x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
+    hp, wp = h + ph, w + pw
+    if self.shifted:
+      x = jnp.roll(x, (-(ws // 2), -(ws // 2)), axis=(1, 2))
+    nh, nw = hp // ws, wp // ws
+    x = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, ws * ws, c)
+    qkv = nn.Dense(3 * c, name="embedding_layer")(x)
+    qkv = qkv.reshape(b, nh * nw, ws * ws, 3, n_heads, hd)
+    q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+    logits = jnp.einsum("bnphc,bnqhc->bnhpq", q, k) * (hd ** -0.5)
+    ri, ci = relative_index(ws)
+    logits = logits + table[:, ri, ci][None, None]
+    if self.shifted:
+      mask = shifted_window_mask(nh, nw, ws)[None, :, None]
+      logits = jnp.where(mask, -jnp.inf, logits)
+    probs = jax.nn.softmax(logits, axis=-1)
+    out = jnp.einsum("bnhpq,bnqhc->bnphc", probs, v).reshape(b, nh * nw, ws * ws, c)
+    out = nn.Dense(self.dim, name="linear")(out)
+    out = out.reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+    if self.shifted:
+      out = jnp.roll(out, (ws // 2, ws // 2), axis=(1, 2))
+    return out[:, :h, :w]
+
+
+class SwinBlock(nn.Module):
+  """LIC_TCM `Block`: x + MSA(LN1(x)), then + MLP(LN2(x)), MLP = Dense(4C) → GELU(erf) → Dense(C).
+
+  Attributes:
+    dim: channels C.
+    head_dim: channels per head.
+    window_size: ws.
+    shifted: SW-MSA instead of W-MSA.
+  Params: `ln1`, `msa`, `ln2`, `mlp/0`, `mlp/2` (reference key names).
+  """
+  dim: int
+  head_dim: int
+  window_size: int
+  shifted: bool = False
+
+  @nn.compact
+  def __call__(self, x):
+    """x: [B, H, W, C] -> [B, H, W, C]."""
+    x = x + WindowAttention(self.dim, self.head_dim, self.window_size, self.shifted,
+                            name="msa")(nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name="ln1")(x))
+    y = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name="ln2")(x)
+    y = _Mlp(self.dim, name="mlp")(y)
+    return x + y
+
+
+class _Mlp(nn.Module):
+  dim: int
+
+  @nn.compact
+  def __call__(self, x):
+    x = nn.Dense(4 * self.dim, name="0")(x)
+    return nn.Dense(self.dim, name="2")(jax.nn.gelu(x, approximate=False))
+
+
+class SwinPair(nn.Module):
+  """LIC_TCM `SwinBlock` (used by SWAtten): a W block `block_1` then an SW block `block_2`."""
+  dim: int
+  head_dim: int
+  window_size: int
+
+  @nn.compact
+  def __call__(self, x):
+    """x: [B, H, W, C] -> [B, H, W, C]."""
+    x = SwinBlock(self.dim, self.head_dim, self.window_size, False, name="block_1")(x)
+    return SwinBlock(self.dim, self.head_dim, self.window_size, True, name="block_2")(x)
