@@ -127,3 +127,35 @@ def get_system(name: str, model_config=None):
     return fr_icmh.FRICMH(name, config)
   from icmh_jax.models import pr_icmh
   return pr_icmh.PRICMH(name, config)
+
+
+def load_system(checkpoint=None, *, name: str | None = None, model_config=None, seed: int = 0):
+  """A system with its parameters: from a checkpoint, or a random init (tests, demos).
+
+  Args:
+    checkpoint: a params directory or training workdir (`icmh_jax.train.checkpoint.load_params`);
+      its meta names the system and model config. None: random init with `seed`.
+    name: the expected system name (required without a checkpoint).
+    model_config: model config for a random init (ignored with a checkpoint).
+    seed: PRNG seed of the random init; the same (name, config, seed) gives the same params.
+
+  Returns:
+    (System, params).
+
+  Raises:
+    ConfigError: no name without a checkpoint, or the checkpoint holds another system.
+    CheckpointError: the checkpoint cannot be read.
+  """
+  if checkpoint is None:
+    if name is None:
+      raise ConfigError("a random init needs a system name (e.g. --system fr_icmh)")
+    system = get_system(name, model_config)
+    import jax
+    pm = system.config["pad_multiple"]
+    return system, system.init(jax.random.key(seed), (1, pm, pm, 3))
+  from icmh_jax.train.checkpoint import load_params
+  params, meta = load_params(checkpoint)
+  found = meta.get("system")
+  if name is not None and found != name:
+    raise ConfigError(f"checkpoint {checkpoint} holds system {found!r}, not {name!r}")
+  return get_system(found, meta.get("model")), params

@@ -1,0 +1,56 @@
+import ml_collections
+import pytest
+
+from icmh_jax.errors import ConfigError
+from icmh_jax.models import registry
+
+
+def test_unknown_system_names_the_known_ones():
+  with pytest.raises(ConfigError, match=r"unknown system 'fr-icmh'; known: fr_icmh, icmh_ff, "
+                                        r"pr_icmh, sa_icm, tcm"):
+    registry.get_system("fr-icmh", {})
+
+
+def test_unknown_config_field_is_refused_listing_known_fields():
+  with pytest.raises(ConfigError, match=r"unknown model config field\(s\) Nm; known: M, N, N_m"):
+    registry.get_system("fr_icmh", {"Nm": 64})
+
+
+@pytest.mark.parametrize("field,value", [("residual_context", "both"), ("fr_hyper_input", "x")])
+def test_bad_choice_names_the_allowed_values(field, value):
+  with pytest.raises(ConfigError, match=f"{field}='{value}' is not allowed"):
+    registry.get_system("fr_icmh", {field: value})
+
+
+def test_more_additional_slices_than_machine_slices_is_refused():
+  with pytest.raises(ConfigError, match="num_slices_a=6 must not exceed num_slices_m=5"):
+    registry.get_system("fr_icmh", {"num_slices_a": 6})
+
+
+def test_M_must_match_slices_times_width():
+  with pytest.raises(ConfigError, match="M=256 must equal num_slices_m \\* slice_width"):
+    registry.get_system("sa_icm", {"M": 256})
+
+
+def test_config_dict_and_defaults_resolve_to_paper_values():
+  cfg = ml_collections.ConfigDict({"num_slices_a": 4, "depths": [1] * 6})
+  system = registry.get_system("pr_icmh", cfg)
+  assert system.config["num_slices_a"] == 4 and system.config["depths"] == (1,) * 6
+  assert system.config["M"] == 320 and system.config["num_slices_m"] == 5
+  assert system.config["residual_context"] == "none"
+  assert system.config["fr_hyper_input"] == "residual"
+
+
+@pytest.mark.parametrize("name,layer,key", [
+    ("tcm", "machine", "base"), ("sa_icm", "machine", "base"), ("icmh_ff", "human", "additional"),
+    ("fr_icmh", "human", "additional"), ("pr_icmh", "human", "additional")])
+def test_trained_layer_and_trainable_subtree(name, layer, key):
+  system = registry.get_system(name, {})
+  assert system.name == name
+  assert system.trained_layer == layer
+  assert system.trainable_key() == key
+
+
+def test_random_init_without_a_name_is_a_config_error():
+  with pytest.raises(ConfigError, match="needs a system name"):
+    registry.load_system(None)
