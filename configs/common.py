@@ -1,0 +1,106 @@
+"""Shared pieces of the config files: knob parsing and the `tiny` shrink.
+
+A config file reads its knobs with `parse_arg(arg, **defaults)` and, when `tiny` is set, returns
+`shrink(config)`: the same run at CPU scale (narrow transforms, 128² crops, a few hundred steps).
+"""
+
+import ml_collections
+
+from icmh_jax.errors import ConfigError
+
+LAMBDAS = (0.005, 0.01, 0.02, 0.03, 0.05)  # the paper's grid for the additional codecs
+NUM_SLICES_A = (3, 4, 5)  # N_a
+
+
+def _convert(key, text, default):
+  """`text` as the type of `default` (bool knobs also accept a bare name: `tiny`)."""
+  try:
+    if isinstance(default, bool):
+      if text.lower() in ("", "1", "true", "yes"):
+        return True
+      if text.lower() in ("0", "false", "no"):
+        return False
+      raise ValueError(text)
+    return type(default)(text)
+  except ValueError:
+    raise ConfigError(f"config knob {key}={text!r} is not a valid {type(default).__name__}") from None
+
+
+def parse_arg(arg, **defaults) -> ml_collections.ConfigDict:
+  """Parses `"na=4,lam=0.01,tiny"` against the known knobs and their defaults.
+
+  Args:
+    arg: the text after `:` in `--config file.py:ARG`, or None.
+    **defaults: every known knob with its default (the default's type is the knob's type).
+
+  Returns:
+    A locked ConfigDict with one field per knob.
+
+  Raises:
+    ConfigError: an unknown knob (the message lists the known ones) or an unparsable value.
+  """
+  values = dict(defaults)
+  for item in (arg or "").split(","):
+    if not item.strip():
+      continue
+    key, _, text = item.partition("=")
+    key = key.strip()
+    if key not in defaults:
+      raise ConfigError(f"unknown config knob {key!r}; known: {', '.join(sorted(defaults))}")
+    values[key] = _convert(key, text.strip(), defaults[key])
+  out = ml_collections.ConfigDict(values)
+  out.lock()
+  return out
+
+
+def check_choice(name, value, allowed):
+  """Raises `ConfigError` unless `value` is one of `allowed`."""
+  if value not in allowed:
+    raise ConfigError(f"config knob {name}={value!r} is not allowed; choose one of "
+                      f"{', '.join(str(a) for a in allowed)}")
+  return value
+
+
+# CPU scale: N=32-wide transforms, 16-channel slices, one block per stage, small windows.
+_TINY_MODEL = dict(N_m=32, N=32, slice_width=16, depths=(1, 1, 1, 1, 1, 1),
+                   head_dims=(8, 8, 8, 8, 8, 8), window_size=4, hyper_window_size=2, z_channels=32,
+                   inter_dim=32, cc_hidden=(32, 32))
+
+
+def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The `tiny` variant of `config`: same system, loss and recipe at CPU scale."""
+  c = config
+  for key, value in _TINY_MODEL.items():
+    c.model[key] = value
+  c.model.M = c.model.num_slices_m * c.model.slice_width
+  c.data.crop, c.data.batch_size = 128, 2
+  c.schedule.total_steps, c.schedule.milestones = 300, (250,)
+  c.log_every, c.ckpt_every, c.eval_every = 10, 100, 100
+  c.eval.num_batches = 2
+  if c.base_checkpoint:  # tiny human layers sit on a tiny SA-ICM (configs/sa_icm.py:tiny)
+    c.base_checkpoint += "_tiny"
+  return c
+
+
+def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
+  """The recipe every family shares (LIC-TCM / paper training), before the family's own fields.
+
+  Sections: optimiser (Adam 1e-4, clip 1.0; auxiliary Adam 1e-3 for the factorized priors'
+  quantiles), multi-step LR decay, data (bundled photos with Canny edge maps unless a precomputed
+  COCO set is named), periods, checkpoints, precision.
+  """
+  c = ml_collections.ConfigDict()
+  c.system, c.seed = system, seed
+  c.model = ml_collections.ConfigDict()
+  c.loss = dict(lam=0.01, mask="none")  # loss = R + lam * 255**2 * mse(m * x, m * x_hat)
+  c.data = dict(name="bundled", dir="", crop=256, batch_size=8, mask_source="canny",
+                shuffle_seed=0, num_workers=0)
+  c.optim = dict(lr=1e-4, aux_lr=1e-3, clip_norm=1.0)
+  c.schedule = dict(total_steps=600_000, milestones=(450_000, 550_000), gamma=0.1)
+  c.log_every, c.ckpt_every, c.eval_every = 100, 5_000, 50_000
+  c.eval = dict(num_batches=8, compress_images=0)  # compress_images: real bitstreams per eval
+  c.keep_ckpts = 3  # the newest n; the best by validation loss is kept besides
+  c.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
+  c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
+  c.base_checkpoint = ""  # the frozen SA-ICM of the human-layer systems
+  return c
