@@ -1,0 +1,37 @@
+"""RD evaluation with real bitstreams: per-image CSV, summary JSON, Tables I/II, Fig. 6/7.
+
+python evaluate.py --config configs/eval/paper.py --checkpoints runs/ --data kodak_dir --out DIR
+  --checkpoints: params dirs / training workdirs, or folders of them (repeat or comma-separate).
+  --data: a folder of images (Kodak), "bundled" (validation photos) or "coco_val"
+    (the coco_sam_edges dataset in --config.data.data_dir).
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/eval/paper.py", "eval config file")
+_CHECKPOINTS = flags.DEFINE_list("checkpoints", None, "checkpoint paths or folders of them",
+                                 required=True)
+_DATA = flags.DEFINE_string("data", "bundled", "image folder, 'bundled' or 'coco_val'")
+_OUT = flags.DEFINE_string("out", "eval_out", "output folder")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from icmh_jax.errors import IcmhError
+  from icmh_jax.evaluation import rd
+  try:
+    summary = rd.run_from_config(_CONFIG.value, _CHECKPOINTS.value, _DATA.value, _OUT.value)
+  except IcmhError as e:
+    print(f"evaluate: error: {e}", file=sys.stderr)
+    return 1
+  print(open(summary["files"]["tables"]).read())
+  print(f"wrote {', '.join(summary['files'].values())}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)
