@@ -137,21 +137,22 @@ class SWAtten(nn.Module):
   u = in_conv(x); z = SwinPair(u); out = out_conv(conv_a(u) · sigmoid(conv_b(z)) + u).
 
   Attributes:
-    features: output channels.
+    features: output channels (None: as many as the input has, as in the Ch-ARM).
     head_dim: channels per head in the Swin pair.
     window_size: ws.
     inter_dim: width of the inner branch (128 in LIC-TCM).
   """
-  features: int
+  features: int | None = None
   head_dim: int = 16
   window_size: int = 8
   inter_dim: int = 128
 
   @nn.compact
   def __call__(self, x):
-    """x: [B, H, W, C_in] -> [B, H, W, features]."""
+    """x: [B, H, W, C_in] -> [B, H, W, features or C_in]."""
+    features = self.features or x.shape[-1]
     u = conv1x1(self.inter_dim, name="in_conv")(x)
     z = SwinPair(self.inter_dim, self.head_dim, self.window_size, name="non_local_block")(u)
     a = _ConvA(self.inter_dim, name="conv_a")(u)
     b = _ConvB(self.inter_dim, name="conv_b")(z)
-    return conv1x1(self.features, name="out_conv")(a * jax.nn.sigmoid(b) + u)
+    return conv1x1(features, name="out_conv")(a * jax.nn.sigmoid(b) + u)
