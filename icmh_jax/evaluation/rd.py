@@ -211,8 +211,8 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
       with `keep_bitstreams`, bitstreams/<k>_<system>/<image>.icmh.
     method: BD-rate fit ("cubic" or "pchip"), stated in the tables.
     anchor: BD-rate anchor system (the paper: icmh_ff).
-    param_counts: {system: {na: int}} for Table II; None counts each evaluated human-layer
-      system's additional model (`System.param_counts`, jax.eval_shape).
+    param_counts: extra Table II rows {row label: {na: int}} (e.g. the paper's sizes), shown
+      after the rows of the evaluated models (`System.param_counts`, jax.eval_shape).
     progress: tqdm bar on stderr.
 
   Returns:
@@ -242,14 +242,15 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
     writer.writerows(rows)
   runs = summarize(rows)
   human = [r for r in runs if r["na"] is not None]
-  if param_counts is None:
-    param_counts = {}
-    for e in entries:
-      if e.na is not None and e.na not in param_counts.get(e.system.name, {}):
-        param_counts.setdefault(e.system.name, {})[e.na] = e.system.param_counts()["additional"]
+  counts = {}
+  for e in entries:
+    row = f"{tables.SYSTEM_LABELS.get(e.system.name, e.system.name)} (evaluated)"
+    if e.na is not None and e.na not in counts.get(row, {}):
+      counts.setdefault(row, {})[e.na] = e.system.param_counts()["additional"]
+  counts.update(param_counts or {})
   md = [tables.table_i(human, metric=m, rate=r, anchor=anchor, method=method)
         for m in tables.METRIC_NAMES for r in tables.RATES]
-  md.append(tables.table_ii(param_counts))
+  md.append(tables.table_ii(counts))
   with open(files["tables"], "w") as f:
     f.write("\n\n".join(md) + "\n")
   for metric in tables.METRIC_NAMES if human else ():
@@ -257,7 +258,7 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
     files[f"fig6_{metric}"] = plots.plot_systems(human, fig6, metric=metric)
     files[f"fig7_{metric}"] = plots.plot_over_na(human, fig7, metric=metric)
   summary = dict(runs=runs, n_images=len(images), method=method, anchor=anchor,
-                 bd_rate=_bd_summary(human, method, anchor), param_counts=param_counts,
+                 bd_rate=_bd_summary(human, method, anchor), param_counts=counts,
                  files=files)
   with open(files["summary"], "w") as f:
     json.dump(_json_safe(summary), f, indent=1)
@@ -284,8 +285,9 @@ def run_from_config(config, checkpoints, data, out_dir):
   entries = load_entries(checkpoints)
   counts = None
   if config.table_ii_paper_size:
-    counts = tables.param_counts(("fr_icmh", "pr_icmh"),
-                                 sorted({e.na for e in entries if e.na is not None}))
+    nas = sorted({e.na for e in entries if e.na is not None})
+    counts = {f"{tables.SYSTEM_LABELS[s]} (N = 128, M = 320)": c
+              for s, c in tables.param_counts(("fr_icmh", "pr_icmh"), nas).items()}
   return evaluate_systems(entries, images, out_dir, method=config.bd.method,
                           anchor=config.bd.anchor, keep_bitstreams=config.keep_bitstreams,
                           param_counts=counts)

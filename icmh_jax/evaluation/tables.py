@@ -135,7 +135,8 @@ def table_ii(counts, *, paper=PAPER_TABLE_II, nas=NAS):
   """Table II: parameters of the additional model per N_a, ours beside the paper's.
 
   Args:
-    counts: {system: {na: int}} (e.g. from `param_counts`).
+    counts: {row: {na: int}} (e.g. from `param_counts`); a registry name as row reads
+      "FR-ICMH (ours)", any other row name is printed as given.
     paper: {na: millions} shown in a last row.
     nas: columns.
 
@@ -146,7 +147,7 @@ def table_ii(counts, *, paper=PAPER_TABLE_II, nas=NAS):
            _row(["Additional model"] + [f"N_a = {na}" for na in nas]),
            _row(["---"] * (len(nas) + 1))]
   for system, per_na in counts.items():
-    cells = [f"{SYSTEM_LABELS.get(system, system)} (ours)"]
+    cells = [f"{SYSTEM_LABELS[system]} (ours)" if system in SYSTEM_LABELS else str(system)]
     cells += [f"{per_na[na] / 1e6:.2f} M ({per_na[na]:,})" if na in per_na else "n/a" for na in nas]
     lines.append(_row(cells))
   if paper:
