@@ -54,7 +54,8 @@ def machine_info() -> dict[str, Any]:
   import importlib.metadata as md
   import jax
   versions = {}
-  for pkg in ("jax", "jaxlib", "flax", "numpy", "constriction", "torch"):
+  for pkg in ("jax", "jaxlib", "flax", "numpy", "constriction", "optax", "orbax-checkpoint",
+              "torch"):
     try:
       versions[pkg] = md.version(pkg)
     except md.PackageNotFoundError:
@@ -65,8 +66,13 @@ def machine_info() -> dict[str, Any]:
       cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
   except OSError:
     pass
-  return dict(cpu=cpu, cores=os.cpu_count(), load_avg=os.getloadavg(), python=platform.python_version(),
-              devices=[str(d) for d in jax.devices()], versions=versions)
+  # Usable cores and XLA flags change timings as much as the CPU model does (forced devices,
+  # thread pinning), so both are recorded.
+  usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  return dict(cpu=cpu, cores=os.cpu_count(), usable_cores=usable, load_avg=os.getloadavg(),
+              python=platform.python_version(), backend=jax.default_backend(),
+              devices=[str(d) for d in jax.devices()], xla_flags=os.environ.get("XLA_FLAGS", ""),
+              versions=versions)
 
 
 def report(target: str, results: dict[str, Any]) -> dict[str, Any]:

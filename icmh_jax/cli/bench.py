@@ -38,6 +38,7 @@ def run(args) -> int:
     m = doc["machine"]
     print(f"bench {args.target} on {m['cpu']} ({m['cores']} cores, load {m['load_avg'][0]:.2f}), "
           f"devices {', '.join(m['devices'])}")
+    print("  versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     for key, value in doc["results"].items():
       print(f"  {key}: {value}")
   return 0
