@@ -101,7 +101,8 @@ def load_images(data, *, data_dir=None, split="validation", edges="canny", crop=
   Args:
     data: "bundled" (validation split of the bundled photo set, `icmh_jax.data.bundled`),
       "coco_val" (the `coco_sam_edges` dataset in `data_dir`, split `split`), or a folder path.
-    data_dir: where the `coco_sam_edges` dataset was written (coco_val only).
+    data_dir: where the `coco_sam_edges` dataset was written (coco_val), or where the bundled
+      set is written on first use (bundled; default ~/.cache/icmh_jax/data).
     split: the dataset split.
     edges: edge source for a folder ("canny" or "none"); datasets bring their own edge maps.
     crop: optional central crop side.
@@ -112,7 +113,8 @@ def load_images(data, *, data_dir=None, split="validation", edges="canny", crop=
   """
   if data == "bundled":
     from icmh_jax.data import bundled
-    return from_records(bundled.load_split(split), "bundled", crop=crop, limit=limit)
+    source = bundled.load(bundled.prepare(data_dir or ""), split)  # written once, then cached
+    return from_records(source, "bundled", crop=crop, limit=limit)
   if data == "coco_val":
     if not data_dir:
       raise ConfigError("--data coco_val needs the folder the coco_sam_edges dataset was written "

@@ -230,7 +230,8 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
       if keep_bitstreams:
         os.makedirs(folder, exist_ok=True)
       for image in images:
-        path = os.path.join(folder, f"{image.name}.icmh") if keep_bitstreams else None
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in image.name)
+        path = os.path.join(folder, f"{stem}.icmh") if keep_bitstreams else None
         rows.append(measure_image(entry, image, measure, path))
         bar.update()
   files = dict(per_image=os.path.join(out_dir, "per_image.csv"),
