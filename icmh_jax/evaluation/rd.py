@@ -141,8 +141,10 @@ def measure_image(entry, image, measure, bitstream_path=None):
       f.write(data)
   layers = (0, 1) if system.has_additional else (0,)
   header, payloads = read_container(data, need_layers=layers)
-  machine_file = write_container(header, {0: payloads[0]})  # what a machine decoder receives
-  x_hat_m = system.decompress(params, machine_file, layer="machine")
+  # The machine layer's bytes: header + layer 0, the prefix a machine decoder receives (its
+  # length is that of a one-layer file); decoding from the cut prefix proves it is enough.
+  b_m = len(write_container(header, {0: payloads[0]}))
+  x_hat_m = system.decompress(params, data[:b_m], layer="machine")
   x_hat = system.decompress(params, data, layer="human") if system.has_additional else x_hat_m
 
   padded, (top, left) = pad_image(x, system.config["pad_multiple"])
@@ -150,7 +152,7 @@ def measure_image(entry, image, measure, bitstream_path=None):
   est = {k: estimated_bits(out.likelihoods[k]) / (h * w) for k in ("machine", "human")}
   fwd = np.clip(np.asarray(out.x_hat[0, top:top + h, left:left + w]), 0, 1)
 
-  b_m, b_t = len(machine_file), len(data)
+  b_t = len(data)
   row = dict(system=system.name, na=entry.na, lam=entry.lam, label=entry.label, image=image.name,
              height=h, width=w, bytes_machine=b_m, bytes_human=b_t - b_m, bytes_total=b_t,
              bpp_machine=8 * b_m / (h * w), bpp_human=8 * (b_t - b_m) / (h * w),
