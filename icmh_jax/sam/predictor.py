@@ -7,17 +7,17 @@ Use (the automatic mask generator's contract):
   logits, iou = predictor.predict_points(points, labels)
   # points [P, 2] float (x, y) in pixels of the image given to set_image, labels [P] (1 fg, 0 bg);
   # logits [P, 3, H, W] float32 at that image's resolution (the 3 multimask outputs, mask = logits
-  # > config.mask_threshold), iou [P, 3] float32; numpy arrays.
+  # > config.mask_threshold), iou [P, 3] float32; jax arrays on the device.
 
 `predict_points` runs the decoder in fixed batches of `points_per_batch` prompts (the last one
-padded and cut), so any P reuses one compiled decoder per image size; each distinct (H, W) compiles
-the postprocessing once. Like the reference AMG, its coordinates stay float64 on the host until
-normalised, while `predict` casts them to float32 first as `SamPredictor.predict` does. With
-`upscale=False` it returns the low-res logits [P, 3, 256, 256] instead; `postprocess_masks` maps
-them to any size. `predict(...)` mirrors the reference `SamPredictor.predict`.
+padded and cut), so any P reuses one compiled decoder; each distinct image size compiles only the
+postprocessing once more. Give the predictor the generator's points_per_batch: a caller that pads
+its own batches to a smaller size is padded again up to the predictor's. Like the reference AMG,
+its coordinates stay float64 on the host until normalised, while `predict` casts them to float32
+first as `SamPredictor.predict` does. With `upscale=False` it returns the low-res logits
+[P, 3, 256, 256]; `postprocess_masks` maps them to any size. `predict(...)` mirrors the
+reference `SamPredictor.predict`.
 """
-
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -100,7 +100,8 @@ class SamPredictor:
     self.model = Sam(config)
     self._encode = jax.jit(self._encode_fn, static_argnums=2)
     self._decode = jax.jit(self._decode_fn, static_argnames=("sizes",))
-    self._decode_points = jax.jit(self._points_fn, static_argnames=("sizes",))
+    self._decode_points = jax.jit(self._points_fn)
+    self._postprocess = jax.jit(postprocess_masks, static_argnums=(1, 2, 3))
     self.reset_image()
 
   def reset_image(self):
@@ -143,15 +144,12 @@ class SamPredictor:
     upscaled = postprocess_masks(lowres, *sizes, self.config.img_size)
     return dict(sparse=sparse, dense=dense, lowres=lowres, iou=iou, upscaled=upscaled)
 
-  def _points_fn(self, params, features, points, labels, *, sizes):
+  def _points_fn(self, params, features, points, labels):
     sparse, dense = self.model.apply({"params": params}, points, labels, normalized=True,
                                      method=Sam.encode_prompts)
     lowres, iou = self.model.apply({"params": params}, features, sparse, dense,
                                    method=Sam.decode_masks)
-    lowres, iou = select_masks(lowres, iou, True)
-    if sizes is None:
-      return lowres, iou
-    return postprocess_masks(lowres, *sizes, self.config.img_size), iou
+    return select_masks(lowres, iou, True)
 
   def _require_image(self):
     if self.features is None:
@@ -213,7 +211,8 @@ class SamPredictor:
       upscale: False returns low-res logits [P, 3, 256, 256] instead of [P, 3, H, W].
 
     Returns:
-      logits float32 [P, 3, H, W] (or low-res), iou float32 [P, 3]; numpy.
+      logits float32 [P, 3, H, W] (or low-res), iou float32 [P, 3]; jax arrays left on the
+      device (np.asarray them for host work).
     """
     self._require_image()
     points = np.asarray(points, np.float64).reshape(-1, 2)
@@ -223,7 +222,6 @@ class SamPredictor:
     s = self.config.img_size
     # The reference AMG normalises in float64 and casts to float32 only for the projection.
     norm = ((apply_coords(points, self.original_size, s) + 0.5) / s).astype(np.float32)
-    sizes = (tuple(self.input_size), tuple(self.original_size)) if upscale else None
     n, bs = points.shape[0], self.points_per_batch
     logits, ious = [], []
     for start in range(0, n, bs):
@@ -232,11 +230,16 @@ class SamPredictor:
       pts = np.concatenate([pts, np.repeat(pts[:1], pad, 0)])[:, None]
       lab = np.concatenate([lab, np.repeat(lab[:1], pad, 0)])[:, None]
       with self._precision():
-        masks, iou = self._decode_points(self.params, self.features, pts, lab, sizes=sizes)
-      logits.append(np.asarray(masks[:bs - pad]))
-      ious.append(np.asarray(iou[:bs - pad]))
+        masks, iou = self._decode_points(self.params, self.features, pts, lab)
+        if upscale:
+          masks = self._postprocess(masks, tuple(self.input_size), tuple(self.original_size),
+                                    s)
+      logits.append(masks[:bs - pad] if pad else masks)
+      ious.append(iou[:bs - pad] if pad else iou)
     if not logits:
       h, w = self.original_size if upscale else (4 * self.config.embedding_size,) * 2
       k = self.config.num_multimask_outputs
-      return np.zeros((0, k, h, w), np.float32), np.zeros((0, k), np.float32)
-    return np.concatenate(logits), np.concatenate(ious)
+      return jnp.zeros((0, k, h, w), jnp.float32), jnp.zeros((0, k), jnp.float32)
+    if len(logits) == 1:
+      return logits[0], ious[0]
+    return jnp.concatenate(logits), jnp.concatenate(ious)
