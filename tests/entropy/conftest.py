@@ -38,3 +38,24 @@ def golden_eb_params(tcm_golden):
     if parts[0] == "entropy_bottleneck" and parts[1] in _EB_PARAMS:
       params["_".join(parts[1:])] = _rebuild(meta, npz, key)
   return params
+
+
+@pytest.fixture(scope="session")
+def prior_params():
+  """A 12-channel FactorizedPrior (numpy params) with varied, well-conditioned densities:
+  compressai-style init plus noise, quantiles near each density's tails."""
+  rng = np.random.default_rng(1234)
+  c, f = 12, (1, 3, 3, 3, 3, 1)
+  scale = 4.0 ** (1 / 5)
+  params = {}
+  for k in range(5):
+    init = np.log(np.expm1(1 / scale / f[k + 1]))
+    params[f"matrices_{k}"] = (init + rng.normal(0, 0.3, (c, f[k + 1], f[k]))).astype(np.float32)
+    params[f"biases_{k}"] = rng.uniform(-0.5, 0.5, (c, f[k + 1], 1)).astype(np.float32)
+    if k < 4:
+      params[f"factors_{k}"] = rng.normal(0, 0.5, (c, f[k + 1], 1)).astype(np.float32)
+  med = rng.normal(0, 0.3, c)
+  half = rng.uniform(2, 40, c)
+  params["quantiles"] = np.stack([med - half, med, med + 1.2 * half], -1)[:, None, :].astype(
+      np.float32)
+  return params
