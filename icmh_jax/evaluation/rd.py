@@ -123,10 +123,12 @@ class _Measure:
     self.min_side = (metrics.WIN_SIZE - 1) * 2 ** (len(metrics.MS_SSIM_WEIGHTS) - 1)
 
   def forward(self, system, params, x):
-    fn = self._forward.get(id(system))
+    # Keyed by name and config, so entries that differ only in params (λ) share one compile.
+    key = (system.name, json.dumps(system.config, sort_keys=True, default=str))
+    fn = self._forward.get(key)
     if fn is None:
       fn = self._jax.jit(lambda p, v: system.apply(p, v, train=False))
-      self._forward[id(system)] = fn
+      self._forward[key] = fn
     return fn(params, x[None])
 
 
