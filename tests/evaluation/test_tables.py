@@ -69,3 +69,13 @@ def test_table_ii_layout_with_paper_row():
 def test_parse_table_reads_only_the_first_table():
   text = "cap\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n\n| c |\n| --- |\n| 3 |\n"
   assert tables.parse_table(text) == (["a", "b"], [["1", "2"]])
+
+
+@pytest.mark.slow
+def test_paper_size_param_counts_equal_the_design_table():
+  """FR-ICMH (= ICMH-FF) and PR-ICMH additional models at N = 128 (DESIGN.md's measured counts)."""
+  counts = tables.param_counts(("fr_icmh", "pr_icmh"))
+  assert counts == {"fr_icmh": {3: 58_723_412, 4: 67_015_828, 5: 76_568_148},
+                    "pr_icmh": {3: 56_364_116, 4: 65_836_180, 5: 76_568_148}}
+  _, rows = tables.parse_table(tables.table_ii(counts))
+  assert [r[1].split(" M")[0] for r in rows] == ["58.72", "56.36", "58.7"]
