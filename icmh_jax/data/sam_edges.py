@@ -195,7 +195,7 @@ def _write_metadata_if_complete(out_dir, name: str, spec) -> None:
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
   tmp.write_bytes(data)
   os.replace(tmp, path)
 
@@ -204,6 +204,14 @@ def _progress_bar(total: int, split: str, enabled: bool):
   from tqdm import tqdm
   return tqdm(total=total, desc=f"write {split}", unit="img", file=sys.stderr,
               disable=not enabled)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+  """Encoded image bytes -> uint8 [H, W, 3] RGB (greyscale and palette images converted), the
+  decoding both the loader and the precompute use, so edge maps align with training images."""
+  from PIL import Image
+  with Image.open(io.BytesIO(data)) as im:
+    return np.asarray(im.convert("RGB"))
 
 
 class SamEdgesSource:
@@ -234,12 +242,10 @@ class SamEdgesSource:
     return self._source[i]["image"]
 
   def __getitem__(self, i: int) -> dict[str, Any]:
-    from PIL import Image
     if not -len(self) <= i < len(self):
       raise IndexError(f"record {i} out of range for {len(self)} records")
     rec = self._source[i % len(self)]
-    with Image.open(io.BytesIO(rec["image"])) as im:
-      image = np.asarray(im.convert("RGB"))
+    image = decode_image(rec["image"])
     e = rec["edges"]
     image_id = rec["image_id"]
     return dict(image=image, edges=unpack_edges(e["packed"], e["height"], e["width"]),
