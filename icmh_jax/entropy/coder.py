@@ -7,10 +7,14 @@ Per `encode(symbols, indexes)` call the stream holds, in this order:
 2. for the escaped symbols (flattened C order), a head symbol side·18 + nbits under Uniform(36),
    where d = distance past the support edge (0-based) and nbits = bit_length(d) ≤ 17;
 3. for escapes with nbits ≥ 2, the low nbits−1 bits of d under Uniform(2^(nbits−1)).
-The decoder replays the same steps from the indexes alone. A range decoder cannot see where its
-data ends (constriction reads past the end as zeros), so `SymbolDecoder.finish` re-encodes what
-was decoded and accepts the stream only if that reproduces it byte for byte.
+The decoder replays the same steps from the indexes alone. `finish` appends a CRC32 of all
+symbols and indexes (two 16-bit uniform symbols): a corrupt stream often decodes to other valid
+symbols, and a range decoder cannot see where its data ends (constriction reads past the end as
+zeros), so `SymbolDecoder.finish` checks the CRC and re-encodes what was decoded, accepting the
+stream only if that reproduces it byte for byte.
 """
+
+import zlib
 
 import math
 
@@ -23,6 +27,12 @@ from icmh_jax.errors import BitstreamError
 _MAX_NBITS = 17  # d ≤ 2·2^15 < 2^17 for any table inside ±2^15
 _HEAD_SIZE = 2 * (_MAX_NBITS + 1)
 _MODEL_CACHE: dict[bytes, list] = {}
+_CRC_HALF = 2 ** 16
+
+
+def _crc_update(crc: int, symbols: np.ndarray, indexes: np.ndarray) -> int:
+  crc = zlib.crc32(np.ascontiguousarray(symbols, "<i4").tobytes(), crc)
+  return zlib.crc32(np.ascontiguousarray(indexes, "<i4").tobytes(), crc)
 
 
 def _models(tables: CdfTables) -> list:
@@ -83,6 +93,8 @@ class SymbolEncoder:
   def __init__(self, tables: CdfTables):
     self.tables = tables
     self._encoder = constriction.stream.queue.RangeEncoder()
+    self._crc = 0
+    self._data = None
 
   def encode(self, symbols, indexes) -> None:
     """Appends symbols (any shape, flattened in C order) to the stream.
@@ -104,6 +116,9 @@ class SymbolEncoder:
     if v.size and (v.min() < -MAX_SYMBOL or v.max() > MAX_SYMBOL):
       bad = v[np.argmax((v < -MAX_SYMBOL) | (v > MAX_SYMBOL))]
       raise ValueError(f"symbol {bad} is outside the codable range [-{MAX_SYMBOL}, {MAX_SYMBOL}]")
+    if self._data is not None:
+      raise ValueError("SymbolEncoder.encode called after finish()")
+    self._crc = _crc_update(self._crc, v, idx)
     lo = self.tables.offsets[idx]
     escape_bin = self.tables.lengths[idx] - 1
     hi = lo + escape_bin - 1
@@ -125,8 +140,12 @@ class SymbolEncoder:
         self._encoder.encode(low, constriction.stream.model.Uniform(), sizes)
 
   def finish(self) -> bytes:
-    """The compressed stream (little-endian 32-bit words) of everything encoded so far."""
-    return self._encoder.get_compressed().astype("<u4").tobytes()
+    """Seals the stream with the CRC of its content and returns it (little-endian u32 words)."""
+    if self._data is None:
+      crc = np.array([self._crc >> 16, self._crc & 0xFFFF], np.int32)
+      self._encoder.encode(crc, constriction.stream.model.Uniform(_CRC_HALF))
+      self._data = self._encoder.get_compressed().astype("<u4").tobytes()
+    return self._data
 
 
 class SymbolDecoder:
@@ -145,6 +164,7 @@ class SymbolDecoder:
     data = bytes(data)
     self._data = data
     self._decoded = []
+    self._crc = 0
     if len(data) % 4:
       raise BitstreamError(f"range-coded stream has {len(data)} bytes, not a multiple of 4")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
@@ -192,6 +212,7 @@ class SymbolDecoder:
       v[escaped] = np.where(above == 1, hi + 1 + d, lo[escaped] - 1 - d)
       if np.any(np.abs(v[escaped]) > MAX_SYMBOL):
         raise BitstreamError(f"corrupt range-coded stream: escaped symbol beyond ±{MAX_SYMBOL}")
+    self._crc = _crc_update(self._crc, v, idx)
     symbols = v.astype(np.int32).reshape(shape)
     self._decoded.append((symbols, idx))
     return symbols
@@ -202,6 +223,9 @@ class SymbolDecoder:
     Raises:
       BitstreamError: the stream is truncated, corrupt, or has data past the last symbol.
     """
+    hi, lo = self._decode(constriction.stream.model.Uniform(_CRC_HALF), 2)
+    if (int(hi) << 16 | int(lo)) != self._crc:
+      raise BitstreamError("corrupt range-coded stream: CRC32 of the decoded symbols mismatch")
     encoder = SymbolEncoder(self.tables)
     for symbols, idx in self._decoded:
       encoder.encode(symbols.reshape(-1), idx)

@@ -1,0 +1,215 @@
+"""The `.icmh` file: a checked header, then layers (0 = machine, 1 = human), each with its id,
+length and CRC32.
+
+Layout (integers little-endian):
+  header: b"ICMH" | version u8 | system length u8 | system ascii | config digest (16 bytes) |
+          height u32 | width u32 | pad top, bottom, left, right (u16 each) | layer count u8 |
+          CRC32 of all preceding header bytes (u32)
+  layer:  id u8 | payload length u32 | CRC32 of the payload (u32) | payload
+A machine decoder needs layer 0 only, so a file cut after layer 0 still decodes for machines.
+Every size is checked against its limit and against the bytes actually present before anything
+is sliced or allocated.
+"""
+
+import dataclasses
+import hashlib
+import json
+import struct
+import zlib
+
+from icmh_jax.errors import BitstreamError
+
+MAGIC = b"ICMH"
+VERSION = 1
+DIGEST_BYTES = 16
+MAX_SYSTEM_CHARS = 32
+MAX_SIDE = 2 ** 16  # largest image height / width a file may claim
+LAYER_NAMES = {0: "machine", 1: "human"}
+_SIZES = struct.Struct("<IIHHHHB")
+_LAYER = struct.Struct("<BII")
+_U32 = struct.Struct("<I")
+
+
+@dataclasses.dataclass(frozen=True)
+class Header:
+  """What a decoder must know before the first layer.
+
+  Attributes:
+    system: registry name of the system that wrote the file (≤ 32 ascii characters).
+    config_digest: `config_digest(config)` of the model config, 16 bytes.
+    height, width: size of the original (unpadded) image, 1..65536.
+    pad: (top, bottom, left, right) zero padding added before coding, each 0..65535.
+  """
+  system: str
+  config_digest: bytes
+  height: int
+  width: int
+  pad: tuple = (0, 0, 0, 0)
+
+
+def config_digest(obj) -> bytes:
+  """16 bytes of SHA-256 of the canonical JSON of a config (sorted keys, no spaces).
+
+  Args:
+    obj: a JSON-serialisable mapping, or an object with `to_dict()` (ml_collections ConfigDict).
+  """
+  if hasattr(obj, "to_dict"):
+    obj = obj.to_dict()
+  text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=repr)
+  return hashlib.sha256(text.encode()).digest()[:DIGEST_BYTES]
+
+
+def _check_header(h: Header) -> tuple:
+  if not isinstance(h.system, str) or not h.system or len(h.system) > MAX_SYSTEM_CHARS \
+      or not h.system.isascii() or not h.system.isprintable():
+    raise ValueError(f"system must be 1..{MAX_SYSTEM_CHARS} printable ascii characters, "
+                     f"got {h.system!r}")
+  if not isinstance(h.config_digest, (bytes, bytearray)) or len(h.config_digest) != DIGEST_BYTES:
+    raise ValueError(f"config_digest must be {DIGEST_BYTES} bytes, got {h.config_digest!r}")
+  for name, side in (("height", h.height), ("width", h.width)):
+    if not isinstance(side, int) or not 1 <= side <= MAX_SIDE:
+      raise ValueError(f"{name} must be an int in [1, {MAX_SIDE}], got {side!r}")
+  pad = tuple(h.pad)
+  if len(pad) != 4 or not all(isinstance(p, int) and 0 <= p < 2 ** 16 for p in pad):
+    raise ValueError(f"pad must be 4 ints (top, bottom, left, right) in [0, 65535], got {h.pad!r}")
+  return pad
+
+
+def write_container(header: Header, layers: dict) -> bytes:
+  """Serialises a header and layers {id: payload} (written in increasing id order).
+
+  Raises:
+    ValueError: a header field or layer id (0..255) / size (< 4 GiB) out of range.
+  """
+  pad = _check_header(header)
+  if not layers or any(not isinstance(i, int) or not 0 <= i <= 255 for i in layers):
+    raise ValueError(f"layers must map ids in [0, 255] to bytes, got ids {sorted(layers)}")
+  system = header.system.encode("ascii")
+  head = (MAGIC + bytes([VERSION, len(system)]) + system + bytes(header.config_digest)
+          + _SIZES.pack(header.height, header.width, *pad, len(layers)))
+  out = [head, _U32.pack(zlib.crc32(head))]
+  for i in sorted(layers):
+    payload = bytes(layers[i])
+    if len(payload) >= 2 ** 32:
+      raise ValueError(f"layer {i} has {len(payload)} bytes; the limit is 4 GiB")
+    out += [_LAYER.pack(i, len(payload), zlib.crc32(payload)), payload]
+  return b"".join(out)
+
+
+def _layer_name(i: int) -> str:
+  return f"{LAYER_NAMES[i]} layer" if i in LAYER_NAMES else f"layer {i}"
+
+
+def _read_header(data: bytes) -> tuple:
+  fixed = len(MAGIC) + 2
+  if len(data) < fixed or data[:4] != MAGIC:
+    raise BitstreamError(f"not an .icmh file: expected magic {MAGIC!r}, got {data[:4]!r}")
+  if data[4] != VERSION:
+    raise BitstreamError(f"unsupported .icmh format version {data[4]} (this reader knows {VERSION})")
+  n = data[5]
+  end = fixed + n + DIGEST_BYTES + _SIZES.size
+  if not 1 <= n <= MAX_SYSTEM_CHARS:
+    raise BitstreamError(f"corrupt header: system name length {n} (allowed 1..{MAX_SYSTEM_CHARS})")
+  if len(data) < end + 4:
+    raise BitstreamError(f"truncated header: file has {len(data)} bytes, header needs {end + 4}")
+  (crc,) = _U32.unpack_from(data, end)
+  if zlib.crc32(data[:end]) != crc:
+    raise BitstreamError("corrupt header: CRC32 mismatch")
+  system = data[fixed:fixed + n]
+  if not system.isascii() or not system.decode("ascii").isprintable():
+    raise BitstreamError(f"corrupt header: system name {system!r} is not printable ascii")
+  digest = data[fixed + n:fixed + n + DIGEST_BYTES]
+  h, w, *pad, count = _SIZES.unpack_from(data, fixed + n + DIGEST_BYTES)
+  for name, side in (("height", h), ("width", w)):
+    if not 1 <= side <= MAX_SIDE:
+      raise BitstreamError(f"header claims image {name} {side}; allowed 1..{MAX_SIDE}")
+  return Header(system.decode("ascii"), digest, h, w, tuple(pad)), count, end + 4
+
+
+def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_layers=(0,)):
+  """Parses and checks an .icmh file.
+
+  Args:
+    data: the file's bytes.
+    expect_system: if given, the system name the file must carry.
+    expect_digest: if given, the config digest the file must carry (the decoding model's).
+    need_layers: layer ids that must be present and intact; layers past the last needed one
+      may be missing (a file cut after layer 0 decodes for machines).
+
+  Returns:
+    (Header, {id: payload}) with every complete layer read up to the last needed one or the end.
+
+  Raises:
+    BitstreamError: wrong magic / version / system / digest, CRC mismatch, truncation, trailing
+      bytes, out-of-range sizes, or a needed layer missing.
+  """
+  if not isinstance(data, (bytes, bytearray, memoryview)):
+    raise BitstreamError(f"expected the bytes of an .icmh file, got {type(data).__name__}")
+  data = bytes(data)
+  header, count, pos = _read_header(data)
+  if expect_system is not None and header.system != expect_system:
+    raise BitstreamError(f"file was written by system '{header.system}', not '{expect_system}'")
+  if expect_digest is not None and header.config_digest != bytes(expect_digest):
+    raise BitstreamError(f"file was written with another '{header.system}' config (digest "
+                         f"{header.config_digest.hex()}, this model {bytes(expect_digest).hex()})")
+  need = sorted(set(need_layers))
+  layers, last_id = {}, -1
+  for _ in range(count):
+    if pos == len(data) or (need and last_id >= need[-1] and pos + _LAYER.size > len(data)):
+      break  # cut at a layer boundary (or inside a layer nobody needs)
+    if pos + _LAYER.size > len(data):
+      raise BitstreamError(f"truncated file: layer header at byte {pos} cut off")
+    i, length, crc = _LAYER.unpack_from(data, pos)
+    if i <= last_id:
+      raise BitstreamError(f"corrupt file: layer id {i} after layer {last_id} (ids must increase)")
+    start = pos + _LAYER.size
+    if length > len(data) - start:
+      if need and last_id >= need[-1]:
+        break  # a layer nobody asked for was cut short
+      raise BitstreamError(f"truncated file: {_layer_name(i)} claims {length} bytes, "
+                           f"{len(data) - start} remain")
+    payload = data[start:start + length]
+    if zlib.crc32(payload) != crc:
+      raise BitstreamError(f"corrupt file: {_layer_name(i)} CRC32 mismatch")
+    layers[i], last_id, pos = payload, i, start + length
+  else:
+    if pos != len(data):
+      raise BitstreamError(f"corrupt file: {len(data) - pos} unexpected bytes after the last layer")
+  for i in need:
+    if i not in layers:
+      why = (f"file truncated after layer {last_id}" if len(layers) < count
+             else f"file holds layers {sorted(layers)}")
+      raise BitstreamError(f"{_layer_name(i)} missing ({why})")
+  return header, layers
+
+
+def pack_streams(streams) -> bytes:
+  """Concatenates range-coded streams (e.g. z then y), each prefixed by its u32 length."""
+  out = []
+  for s in streams:
+    s = bytes(s)
+    if len(s) >= 2 ** 32:
+      raise ValueError(f"stream of {len(s)} bytes is too long (limit 4 GiB)")
+    out += [_U32.pack(len(s)), s]
+  return b"".join(out)
+
+
+def unpack_streams(data: bytes, count: int) -> list:
+  """Splits a `pack_streams` payload into exactly `count` streams.
+
+  Raises:
+    BitstreamError: a length runs past the end, or bytes are left over.
+  """
+  data, pos, streams = bytes(data), 0, []
+  for k in range(count):
+    if pos + 4 > len(data):
+      raise BitstreamError(f"layer payload truncated: stream {k} of {count} missing")
+    (n,) = _U32.unpack_from(data, pos)
+    if n > len(data) - pos - 4:
+      raise BitstreamError(f"layer payload corrupt: stream {k} claims {n} bytes, "
+                           f"{len(data) - pos - 4} remain")
+    streams.append(data[pos + 4:pos + 4 + n])
+    pos += 4 + n
+  if pos != len(data):
+    raise BitstreamError(f"layer payload corrupt: {len(data) - pos} bytes after {count} streams")
+  return streams
