@@ -1,0 +1,212 @@
+"""Compress / decompress for a TCM: jitted networks, range coding (constriction) outside jit.
+
+Coding order: z (all elements, NHWC order, table = channel), then y slice by slice (NHWC order
+inside a slice, table = scale-table index of build_indexes(σ_k)) in one stream. The decoder runs
+the same per-slice loop (`channel_arm.run_slices`) with the same per-slice jitted functions as the
+encoder, so μ, σ and the indexes are bit-identical on both sides; floats never cross the channel.
+
+Functions here know nothing of containers: they return / take a list of byte strings and a shape,
+so the ICMH systems can stack two codecs (with an optional Ch-ARM `context`) in one file.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from icmh_jax.entropy import gaussian
+from icmh_jax.entropy.coder import SymbolDecoder, SymbolEncoder
+from icmh_jax.entropy.tables import factorized_tables, gaussian_tables
+from icmh_jax.models.channel_arm import run_slices
+
+PAD_MULTIPLE = 128  # LIC_TCM eval.py pads images to a multiple of 128
+
+
+def _call(model, params, fn, *args):
+  return model.apply({"params": params}, *args, method=fn)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _analysis(model, params, x):
+  return _call(model, params, lambda m, v: m.analysis(v), x)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _hyper_analysis(model, params, y):
+  return _call(model, params, lambda m, v: m.hyper_analysis(v), y)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _hyper_synthesis(model, params, z_hat):
+  return _call(model, params, lambda m, v: m.hyper_synthesis(v), z_hat)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "k"))
+def _slice_params(model, params, k, latent_means, latent_scales, y_hat_prev, context):
+  p = _call(model, params, lambda m, *a: m.ch_arm.slice_params(k, *a), latent_means,
+            latent_scales, y_hat_prev, context)
+  return {n: p[n] for n in ("mean_support", "mu", "scale")}
+
+
+@functools.partial(jax.jit, static_argnames=("model", "k"))
+def _slice_lrp(model, params, k, mean_support, y_hat_pre):
+  return _call(model, params, lambda m, *a: m.ch_arm.slice_lrp(k, *a), mean_support, y_hat_pre)
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def _synthesis(model, params, y_hat):
+  return _call(model, params, lambda m, v: m.synthesis_padded(v), y_hat)
+
+
+def _medians(params) -> np.ndarray:
+  return np.asarray(params["entropy_bottleneck"]["quantiles"], np.float32)[:, 0, 1]
+
+
+def _z_indexes(shape) -> np.ndarray:
+  return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
+
+
+def _slices(model, params, latent_means, latent_scales, action, y=None, context=None):
+  """The shared Ch-ARM loop with per-slice jitted networks."""
+  return run_slices(
+      model.num_slices, model.slice_width,
+      lambda k, prev: _slice_params(model, params, k, latent_means, latent_scales, prev, context),
+      lambda k, ms, yh: _slice_lrp(model, params, k, ms, yh), action, y=y)
+
+
+def compress_y(model, params, y, context=None, return_symbols: bool = False):
+  """Codes a latent y (the TCM's own g_a output, or FR-ICMH's residual) with the hyperprior.
+
+  Args:
+    model: a `TCM` (its h_a, h_*_s, entropy_bottleneck and ch_arm are used).
+    params: its params.
+    y: [B, h, w, M], h and w multiples of 4.
+    context: optional [B, h, w, extra_support_channels] Ch-ARM context (decoder must have it).
+    return_symbols: also return {"z_symbols", "y_symbols", "y_indexes", "y_hat"} (NHWC).
+
+  Returns:
+    (streams [z bytes, y bytes], z_shape (B, h/4, w/4)) [+ symbols dict].
+  """
+  y = jnp.asarray(y, jnp.float32)
+  z = np.asarray(_hyper_analysis(model, params, y))
+  med = _medians(params)
+  z_sym = np.rint(z - med).astype(np.int32)
+  z_enc = SymbolEncoder(factorized_tables(params["entropy_bottleneck"]))
+  z_enc.encode(z_sym, _z_indexes(z_sym.shape))
+  z_hat = jnp.asarray(z_sym.astype(np.float32) + med)
+  latent_means, latent_scales = _hyper_synthesis(model, params, z_hat)
+  y_enc = SymbolEncoder(gaussian_tables(gaussian.scale_table()))
+  y_np, syms, idxs = np.asarray(y), [], []
+
+  def action(k, y_k, mu, scale):
+    mu = np.asarray(mu)
+    sym = np.rint(np.asarray(y_k) - mu).astype(np.int32)
+    idx = gaussian.build_indexes(np.asarray(scale))
+    y_enc.encode(sym, idx)
+    syms.append(sym)
+    idxs.append(idx)
+    return jnp.asarray(sym.astype(np.float32) + mu)
+
+  y_hat = _slices(model, params, latent_means, latent_scales, action, y=y_np, context=context)
+  streams = [z_enc.finish(), y_enc.finish()]
+  if not return_symbols:
+    return streams, tuple(z_sym.shape[:3])
+  return streams, tuple(z_sym.shape[:3]), {
+      "z_symbols": z_sym, "y_symbols": np.concatenate(syms, -1),
+      "y_indexes": np.concatenate(idxs, -1), "y_hat": y_hat}
+
+
+def decompress_y(model, params, streams, z_shape, context=None):
+  """Inverse of `compress_y`: returns y_hat [B, 4h', 4w', M] (after LRP), a JAX array.
+
+  Raises:
+    BitstreamError: corrupt or truncated streams.
+    ValueError: wrong number of streams or a bad shape.
+  """
+  if len(streams) != 2:
+    raise ValueError(f"a TCM codes 2 streams (z, y), got {len(streams)}")
+  b, hz, wz = (int(v) for v in z_shape)
+  if min(b, hz, wz) <= 0:
+    raise ValueError(f"z shape {tuple(z_shape)} must be positive")
+  med = _medians(params)
+  z_dec = SymbolDecoder(factorized_tables(params["entropy_bottleneck"]), streams[0])
+  z_sym = z_dec.decode(_z_indexes((b, hz, wz, med.size)))
+  z_dec.finish()
+  z_hat = jnp.asarray(z_sym.astype(np.float32) + med)
+  latent_means, latent_scales = _hyper_synthesis(model, params, z_hat)
+  y_dec = SymbolDecoder(gaussian_tables(gaussian.scale_table()), streams[1])
+
+  def action(k, y_k, mu, scale):
+    mu = np.asarray(mu)
+    sym = y_dec.decode(gaussian.build_indexes(np.asarray(scale)))
+    return jnp.asarray(sym.astype(np.float32) + mu)
+
+  y_hat = _slices(model, params, latent_means, latent_scales, action, context=context)
+  y_dec.finish()
+  return y_hat
+
+
+def compress_latents(model, params, x, context=None, return_symbols: bool = False):
+  """g_a then `compress_y`. x: [B, H, W, 3] in [0, 1], H and W multiples of 64."""
+  return compress_y(model, params, _analysis(model, params, jnp.asarray(x, jnp.float32)),
+                    context=context, return_symbols=return_symbols)
+
+
+def decompress_latents(model, params, streams, z_shape, context=None):
+  """Inverse of `compress_latents` up to y_hat [B, h, w, M] (same as `decompress_y`)."""
+  return decompress_y(model, params, streams, z_shape, context=context)
+
+
+def pad_image(x, multiple: int = PAD_MULTIPLE):
+  """Zero-pads [B, H, W, C] to multiples of `multiple`: floor(pad/2) left/top, rest right/bottom.
+
+  Returns:
+    (padded array, (top, bottom, left, right)).
+  """
+  h, w = x.shape[1:3]
+  ph, pw = -h % multiple, -w % multiple
+  pads = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+  return np.pad(x, ((0, 0), pads[:2], pads[2:], (0, 0))), pads
+
+
+def _as_batch(image) -> np.ndarray:
+  x = np.asarray(image, np.float32)
+  if x.ndim == 3:
+    x = x[None]
+  if x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[1:3]) < 1:
+    raise ValueError(f"image must be [H, W, 3] or [B, H, W, 3] floats in [0, 1], got shape "
+                     f"{np.shape(image)}")
+  if not np.all(np.isfinite(x)):
+    raise ValueError("image holds non-finite values")
+  return x
+
+
+def compress(model, params, image, multiple: int = PAD_MULTIPLE):
+  """Single-layer TCM compress of an image of any size.
+
+  Args:
+    image: [H, W, 3] (or [B, H, W, 3]) float in [0, 1].
+    multiple: pad H and W to multiples of this (LIC_TCM: 128; at least 64).
+
+  Returns:
+    (streams [z bytes, y bytes], info {"z_shape", "image_size": (H, W), "pads"}).
+  """
+  x = _as_batch(image)
+  padded, pads = pad_image(x, multiple)
+  streams, z_shape = compress_latents(model, params, padded)
+  return streams, {"z_shape": z_shape, "image_size": tuple(x.shape[1:3]), "pads": pads}
+
+
+def decompress(model, params, streams, info):
+  """Inverse of `compress`: returns x_hat clamped to [0, 1], cropped to the image size.
+
+  Returns:
+    float32 numpy [H, W, 3] (or [B, H, W, 3] when B > 1).
+  """
+  y_hat = decompress_latents(model, params, streams, info["z_shape"])
+  x_hat = np.asarray(jnp.clip(_synthesis(model, params, y_hat), 0.0, 1.0))
+  top, _, left, _ = info["pads"]
+  h, w = info["image_size"]
+  x_hat = x_hat[:, top:top + h, left:left + w]
+  return x_hat[0] if x_hat.shape[0] == 1 else x_hat
