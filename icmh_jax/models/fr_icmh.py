@@ -1,9 +1,38 @@
-"""FR-ICMH: SA-ICM frozen; encoder-side latent residual y_a,k = y_k - y_hat_m,k for k <= N_a (eq. 5)."""
+"""FR-ICMH: SA-ICM frozen, encoder-side latent residual coded by an additional codec (eq. 5).
 
-from icmh_jax.models.system import System
+The additional g_a maps x [B, H, W, 3] to y [B, H/16, W/16, 64 N_a]; per slice k <= N_a the
+encoder forms y_a,k = y_k - y_hat_m,k (the decoder has y_hat_m, so only the residual is sent).
+y_a is coded by the additional hyperprior (it sees y_a: `fr_hyper_input="residual"`, the default)
+and Ch-ARM (optionally also conditioned on y_hat_m: `residual_context="machine"`, our extension).
+Fusion y_hat_k = y_hat_m,k + y_hat_a,k for k <= N_a, y_hat_m,k otherwise; x_hat = g_s(y_hat)
+with the additional g_s taking M = 320 channels. Loss R(y_a) + R(z) + lam * 255**2 * mse(x, x_hat).
+"""
+
+from icmh_jax.errors import ConfigError
+from icmh_jax.models.system import System, fuse_latents
 
 
 class FRICMH(System):
-  """Human-layer system; the additional codec lands with the TCM parts."""
+  """FR-ICMH; params {"base": SA-ICM TCM, "additional": TCM(M = 64 N_a, g_s_in = M)}."""
 
   trained_layer = "human"
+
+  def __init__(self, name, config):
+    if config["fr_hyper_input"] != "residual":
+      raise ConfigError(f"fr_hyper_input={config['fr_hyper_input']!r} is not implemented yet; "
+                        f"use 'residual' (the hyperprior sees y_a)")
+    super().__init__(name, config)
+
+  def additional_module(self):
+    return self.additional_tcm(g_s_in=self.config["M"],
+                               context=self.config["residual_context"] == "machine")
+
+  @staticmethod
+  def forward_method(m, x, x_hat_m, y_hat_m, *, train, noise=None, return_intermediates=False):
+    context = y_hat_m if m.extra_support_channels else None
+    y = m.analysis(x)
+    y_a = y - y_hat_m[..., :y.shape[-1]]  # eq. 5: only what the machine latent lacks is coded
+    out = m.code_y(y_a, train=train, noise=noise, context=context,
+                   return_intermediates=return_intermediates)
+    y_hat = fuse_latents(y_hat_m, out.y_hat)
+    return {"x_hat": m.synthesis(y_hat), "out": out, "g_s_in": y_hat}

@@ -1,9 +1,34 @@
-"""PR-ICMH: SA-ICM frozen; pixel residual x_d = x - x_hat_m coded by an additional LIC-TCM (eq. 6)."""
+"""PR-ICMH: SA-ICM frozen, pixel residual coded by an additional LIC-TCM (eq. 6).
 
+x_d = x - clip(x_hat_m, 0, 1): the residual is taken against the *clamped* machine
+reconstruction, the image a machine decoder outputs, in the forward, compress and decompress
+alike. An additional LIC-TCM with M = 64 N_a (g_s in 64 N_a) codes x_d [B, H, W, 3] and
+x_hat = clip(x_hat_m, 0, 1) + x_hat_d, so mse(x, x_hat) = mse(x_d, x_hat_d) as in eq. 6.
+Loss R(y_d) + R(z_d) + lam * 255**2 * mse(x_d, x_hat_d).
+"""
+
+import jax.numpy as jnp
+
+from icmh_jax.errors import ConfigError
 from icmh_jax.models.system import System
 
 
 class PRICMH(System):
-  """Human-layer system; the additional codec lands with the TCM parts."""
+  """PR-ICMH; params {"base": SA-ICM TCM, "additional": TCM(M = 64 N_a)}."""
 
   trained_layer = "human"
+
+  def __init__(self, name, config):
+    if config["residual_context"] != "none":
+      raise ConfigError(f"residual_context={config['residual_context']!r} applies to fr_icmh "
+                        f"and icmh_ff; pr_icmh codes pixels and takes 'none'")
+    super().__init__(name, config)
+
+  def additional_module(self):
+    return self.additional_tcm()
+
+  @staticmethod
+  def forward_method(m, x, x_hat_m, y_hat_m, *, train, noise=None, return_intermediates=False):
+    x_m = jnp.clip(x_hat_m, 0.0, 1.0)
+    out = m(x - x_m, train=train, noise=noise, return_intermediates=return_intermediates)
+    return {"x_hat": x_m + out.x_hat, "out": out, "g_s_in": out.y_hat}

@@ -37,12 +37,11 @@ class SystemOutput:
   likelihoods: dict
 
 
-@flax.struct.dataclass
-class BaseOutput:
-  """What a human layer may use of the machine codec (all NHWC, unclamped x_hat_m)."""
-  x_hat_m: jax.Array
-  y_hat_m: jax.Array
-  likelihoods: dict
+def fuse_latents(y_hat_m, y_hat_a):
+  """y_hat = y_hat_m + pad(y_hat_a): adds y_hat_a [.., 64 N_a] into the first slices of y_hat_m
+  [.., M] and forwards the others (ICMH-FF fusion, FR-ICMH eq. 5); both after their LRP."""
+  c = y_hat_a.shape[-1]
+  return jnp.concatenate([y_hat_m[..., :c] + y_hat_a, y_hat_m[..., c:]], axis=-1)
 
 
 class System:
@@ -104,12 +103,25 @@ class System:
 
   # --- forward -------------------------------------------------------------------------------
 
-  def run_base(self, base_params, x, *, train: bool, rng=None, noise=None) -> BaseOutput:
-    """Machine codec forward on x [B, H, W, 3]."""
+  def additional_tcm(self, g_s_in=None, context: bool = False) -> nn.Module:
+    """The additional codec: a LIC-TCM with N, M = 64 N_a and N_a slices.
+
+    Args:
+      g_s_in: channels its g_s takes (the machine M for the latent-fusion systems).
+      context: whether its Ch-ARM also sees the machine latent y_hat_m (M channels).
+    """
+    from icmh_jax.models.tcm import TCM
+    c = self.config
+    return TCM(N=c["N"], M=c["num_slices_a"] * c["slice_width"], num_slices=c["num_slices_a"],
+               g_s_in=g_s_in, extra_support_channels=c["M"] if context else 0,
+               **self.tcm_widths())
+
+  def run_base(self, base_params, x, *, train: bool, rng=None, noise=None,
+               return_intermediates: bool = False):
+    """Machine codec forward on x [B, H, W, 3]; returns the TCM output (x_hat, y_hat, ...)."""
     rngs = {"noise": rng} if rng is not None else None
-    out = self.base.apply({"params": base_params}, x, train=train, noise=noise, rngs=rngs)
-    return BaseOutput(x_hat_m=_get(out, "x_hat"), y_hat_m=_get(out, "y_hat"),
-                      likelihoods=dict(_get(out, "likelihoods")))
+    return self.base.apply({"params": base_params}, x, train=train, noise=noise, rngs=rngs,
+                           return_intermediates=return_intermediates)
 
   def init(self, rng, image_shape) -> dict:
     """Random parameters.
@@ -126,8 +138,9 @@ class System:
     rng_b, rng_a = jax.random.split(rng)
     params = {"base": self.base.init(rng_b, x, train=False)["params"]}
     if self.has_additional:
-      base_out = self.run_base(params["base"], x, train=False)
-      params["additional"] = self.init_additional(rng_a, x, base_out)
+      base = self.run_base(params["base"], x, train=False)
+      params["additional"] = self.additional.init(rng_a, x, base.x_hat, base.y_hat, train=False,
+                                                  method=self.forward_method)["params"]
     return params
 
   def apply(self, params, x, *, train: bool, rng=None, noise=None) -> SystemOutput:
@@ -145,15 +158,28 @@ class System:
     """
     if not self.has_additional:
       base = self.run_base(params["base"], x, train=train, rng=rng, noise=noise)
-      return SystemOutput(x_hat=base.x_hat_m, x_hat_m=base.x_hat_m,
-                          likelihoods={"machine": base.likelihoods, "human": {}})
+      return SystemOutput(x_hat=base.x_hat, x_hat_m=base.x_hat,
+                          likelihoods={"machine": dict(base.likelihoods), "human": {}})
     # The base is frozen: stop_gradient keeps any gradient from reaching it even when a caller
     # differentiates w.r.t. all params, and its eval forward is exactly what the decoder sees.
     base = self.run_base(jax.lax.stop_gradient(params["base"]), x, train=False)
-    x_hat, lik_a = self.forward_additional(params["additional"], x, base, train=train, rng=rng,
-                                           noise=noise)
-    return SystemOutput(x_hat=x_hat, x_hat_m=base.x_hat_m,
-                        likelihoods={"machine": base.likelihoods, "human": lik_a})
+    out = self.run_additional(params["additional"], x, base, train=train, rng=rng, noise=noise)
+    return SystemOutput(x_hat=out["x_hat"], x_hat_m=base.x_hat,
+                        likelihoods={"machine": dict(base.likelihoods),
+                                     "human": dict(out["out"].likelihoods)})
+
+  def run_additional(self, params_a, x, base, *, train: bool, rng=None, noise=None,
+                     return_intermediates: bool = False) -> dict:
+    """The human layer's forward given the machine codec's output `base`.
+
+    Returns:
+      {"x_hat": [B, H, W, 3] unclamped human reconstruction, "out": the additional TCM's output
+      (likelihoods {"y", "z"}, y_hat, ...), "g_s_in": the latent its g_s decoded}.
+    """
+    rngs = {"noise": rng} if rng is not None else None
+    return self.additional.apply({"params": params_a}, x, base.x_hat, base.y_hat, train=train,
+                                 noise=noise, return_intermediates=return_intermediates,
+                                 rngs=rngs, method=self.forward_method)
 
   def aux_loss(self, params) -> jax.Array:
     """Sum of the trained codec's factorized-prior aux losses (only `quantiles` get gradients)."""
@@ -165,13 +191,13 @@ class System:
   # --- hooks for the human-layer systems ------------------------------------------------------
 
   def additional_module(self) -> nn.Module:
+    """The additional codec (a `TCM`, see `additional_tcm`)."""
     raise NotImplementedError
 
-  def init_additional(self, rng, x, base: BaseOutput) -> dict:
-    raise NotImplementedError
-
-  def forward_additional(self, params_a, x, base: BaseOutput, *, train, rng, noise):
-    """Returns (x_hat [B,H,W,3] unclamped, likelihoods {"y", "z"}) of the human layer."""
+  @staticmethod
+  def forward_method(module, x, x_hat_m, y_hat_m, *, train, noise=None,
+                     return_intermediates=False) -> dict:
+    """Runs inside `additional.apply`: (x, machine outputs) -> `run_additional`'s dict."""
     raise NotImplementedError
 
   # --- coding --------------------------------------------------------------------------------
@@ -188,10 +214,6 @@ class System:
 
   def param_counts(self, image_shape=(1, 256, 256, 3)) -> dict[str, int]:
     """Parameter counts {"base", "additional"} from `jax.eval_shape` (nothing materialised)."""
-    shapes = jax.eval_shape(self.init, jax.random.key(0), image_shape)
+    shapes = jax.eval_shape(lambda rng: self.init(rng, image_shape), jax.random.key(0))
     count = lambda t: int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(t)))
     return {"base": count(shapes["base"]), "additional": count(shapes.get("additional", {}))}
-
-
-def _get(out, key):
-  return out[key] if isinstance(out, dict) else getattr(out, key)
