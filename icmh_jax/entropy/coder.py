@@ -66,7 +66,10 @@ def _check_indexes(tables: CdfTables, indexes) -> np.ndarray:
 
 def _groups(flat_indexes: np.ndarray):
   """Yields (table index, positions) in increasing table order, positions in C order."""
-  order = np.argsort(flat_indexes, kind="stable")
+  # a stable sort of 16-bit keys is a radix sort in numpy: ~10x faster than on int64
+  keys = flat_indexes.astype(np.uint16) if flat_indexes.size and flat_indexes.max() < 2 ** 16 \
+      else flat_indexes
+  order = np.argsort(keys, kind="stable")
   sorted_idx = flat_indexes[order]
   starts = np.flatnonzero(np.r_[True, sorted_idx[1:] != sorted_idx[:-1]]) if order.size else []
   ends = list(starts[1:]) + [order.size]
