@@ -34,7 +34,7 @@ def test_canny_precompute_of_a_coco_folder_round_trips_bytes_ids_and_edges(tmp_p
   out = tmp_path / "tfds"
   assert _main("--source", "coco", "--split", "validation", "--images", str(tmp_path / "coco"),
                "--out", str(out), "--mask-source", "canny", "--num-shards", "2",
-               "--process-index", "0", "--process-count", "1") == 0
+               "--process-index", "0", "--process-count", "1", "--workers", "2") == 0
   src = sam_edges.load_split(out, "coco_sam_edges", "validation")
   assert [src[i]["image_id"] for i in range(len(src))] == ["a", "b", "c", "d"]
   for i, path in enumerate(sorted((tmp_path / "coco" / "val2017").glob("[abcd].*"))):
