@@ -105,7 +105,8 @@ def _read_header(data: bytes) -> tuple:
   if len(data) < fixed or data[:4] != MAGIC:
     raise BitstreamError(f"not an .icmh file: expected magic {MAGIC!r}, got {data[:4]!r}")
   if data[4] != VERSION:
-    raise BitstreamError(f"unsupported .icmh format version {data[4]} (this reader knows {VERSION})")
+    raise BitstreamError(f"unsupported .icmh format version {data[4]} "
+                         f"(this reader knows {VERSION})")
   n = data[5]
   end = fixed + n + DIGEST_BYTES + _SIZES.size
   if not 1 <= n <= MAX_SYSTEM_CHARS:
@@ -134,7 +135,8 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
     expect_system: if given, the system name the file must carry.
     expect_digest: if given, the config digest the file must carry (the decoding model's).
     need_layers: layer ids that must be present and intact; layers past the last needed one
-      may be missing (a file cut after layer 0 decodes for machines).
+      may be missing or cut short (a file cut after layer 0 decodes for machines), but each
+      layer that is complete is CRC-checked. `()` reads whatever complete layers there are.
 
   Returns:
     (Header, {id: payload}) with every complete layer read up to the last needed one or the end.
@@ -153,9 +155,10 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
     raise BitstreamError(f"file was written with another '{header.system}' config (digest "
                          f"{header.config_digest.hex()}, this model {bytes(expect_digest).hex()})")
   need = sorted(set(need_layers))
+  last_needed = need[-1] if need else -1
   layers, last_id = {}, -1
   for _ in range(count):
-    if pos == len(data) or (need and last_id >= need[-1] and pos + _LAYER.size > len(data)):
+    if pos == len(data) or (last_id >= last_needed and pos + _LAYER.size > len(data)):
       break  # cut at a layer boundary (or inside a layer nobody needs)
     if pos + _LAYER.size > len(data):
       raise BitstreamError(f"truncated file: layer header at byte {pos} cut off")
@@ -164,7 +167,7 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
       raise BitstreamError(f"corrupt file: layer id {i} after layer {last_id} (ids must increase)")
     start = pos + _LAYER.size
     if length > len(data) - start:
-      if need and last_id >= need[-1]:
+      if last_id >= last_needed:
         break  # a layer nobody asked for was cut short
       raise BitstreamError(f"truncated file: {_layer_name(i)} claims {length} bytes, "
                            f"{len(data) - start} remain")
@@ -181,6 +184,16 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
              else f"file holds layers {sorted(layers)}")
       raise BitstreamError(f"{_layer_name(i)} missing ({why})")
   return header, layers
+
+
+def strip_layers(data: bytes, keep=(0,)) -> bytes:
+  """A valid file holding only the `keep` layers of `data` (e.g. the machine layer alone).
+
+  Raises:
+    BitstreamError: `data` is not a valid file or lacks a kept layer.
+  """
+  header, layers = read_container(data, need_layers=keep)
+  return write_container(header, {i: layers[i] for i in keep})
 
 
 def pack_streams(streams) -> bytes:

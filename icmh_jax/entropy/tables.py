@@ -42,8 +42,9 @@ class CdfTables:
       raise ValueError(f"CdfTables needs pmfs (K, L), offsets (K,), lengths (K,); got "
                        f"{pmfs.shape}, {offsets.shape}, {lengths.shape}")
     if pmfs.shape[0] == 0 or np.any(lengths < 2) or np.any(lengths > pmfs.shape[1]):
-      raise ValueError(f"table lengths must be in [2, {pmfs.shape[1]}], got {lengths.min(initial=0)}"
-                       f"..{lengths.max(initial=0)} for {pmfs.shape[0]} tables")
+      raise ValueError(f"table lengths must be in [2, {pmfs.shape[1]}], got "
+                       f"{lengths.min(initial=0)}..{lengths.max(initial=0)} for "
+                       f"{pmfs.shape[0]} tables")
     if not np.all(np.isfinite(pmfs)) or np.any(pmfs < 0):
       raise ValueError("table probabilities must be finite and non-negative")
     if np.any(offsets < -MAX_SYMBOL) or np.any(offsets + lengths - 2 > MAX_SYMBOL):

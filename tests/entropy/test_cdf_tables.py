@@ -60,7 +60,8 @@ def test_factorized_table_is_the_prior_density_at_integer_offsets_from_median(pr
   t = tables.factorized_tables(prior_params)
   q = prior_params["quantiles"][:, 0].astype(np.float64)
   np.testing.assert_array_equal(t.offsets, -np.maximum(np.ceil(q[:, 1] - q[:, 0]), 0))
-  np.testing.assert_array_equal(t.lengths - 2 + t.offsets, np.maximum(np.ceil(q[:, 2] - q[:, 1]), 0))
+  np.testing.assert_array_equal(t.lengths - 2 + t.offsets,
+                                np.maximum(np.ceil(q[:, 2] - q[:, 1]), 0))
   # the mode of a unimodal-ish density lies near the median: bin 0 (symbol 0) is likely
   p0 = t.pmfs[np.arange(t.num_tables), -t.offsets]
   assert np.all(p0 > 0.5 / (t.lengths - 1))

@@ -1,4 +1,5 @@
-"""Gaussian conditional: scale table, build_indexes and likelihoods against the LIC-TCM golden set."""
+"""Gaussian conditional: scale table, build_indexes and likelihoods against the LIC-TCM golden
+set."""
 
 import jax
 import jax.numpy as jnp

@@ -175,8 +175,8 @@ dec = coder.SymbolDecoder(g, d["y_data"].tobytes()); y = dec.decode(d["y_idx"]);
 model = factorized.FactorizedPrior(params["quantiles"].shape[0])
 z_lik = model.apply({"params": params}, jnp.asarray(d["z_tilde"]))
 y_lik = gaussian.gaussian_likelihood(jnp.asarray(d["y_tilde"]), jnp.asarray(d["scales"]))
-np.savez(sys.argv[2], z=z, y=y, g=g.pmfs, f=f.pmfs, z_lik=np.asarray(z_lik), y_lik=np.asarray(y_lik),
-         idx=np.asarray(jax.jit(gaussian.build_indexes)(jnp.asarray(d["scales"]))))
+np.savez(sys.argv[2], z=z, y=y, g=g.pmfs, f=f.pmfs, z_lik=np.asarray(z_lik),
+         y_lik=np.asarray(y_lik), idx=np.asarray(jax.jit(gaussian.build_indexes)(jnp.asarray(d["scales"]))))
 """
 
 
@@ -196,7 +196,8 @@ def test_decoding_is_bit_identical_in_a_process_with_other_thread_counts(tmp_pat
   model = factorized.FactorizedPrior(12)
   mine = dict(z=z, y=y, g=g.pmfs, f=f.pmfs,
               z_lik=np.asarray(model.apply({"params": prior_params}, jnp.asarray(z_tilde))),
-              y_lik=np.asarray(gaussian.gaussian_likelihood(jnp.asarray(y_tilde), jnp.asarray(scales))),
+              y_lik=np.asarray(gaussian.gaussian_likelihood(jnp.asarray(y_tilde),
+                                                            jnp.asarray(scales))),
               idx=gaussian.build_indexes(scales))
   inputs = tmp_path / "in.npz"
   np.savez(inputs, y_data=np.frombuffer(y_data, np.uint8), z_data=np.frombuffer(z_data, np.uint8),
