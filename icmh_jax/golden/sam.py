@@ -40,6 +40,14 @@ def rebuild_state_dict(specs) -> dict:
   return sd
 
 
+class _Arrays(dict):
+  """The npz loaded into memory, with `.files` like np.load's NpzFile."""
+
+  @property
+  def files(self):
+    return list(self.keys())
+
+
 def _nhwc(a):
   return np.asarray(a).transpose(0, 2, 3, 1)
 
@@ -66,7 +74,7 @@ def _check_weights(meta, z, sd, report):
   report.check("weights/sha256", not bad, f"{len(bad)} keys differ {bad[:3]}" if bad else
                f"{len(sd)} keys rebuilt")
   key = "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"
-  report.exact("buffer/pe_gaussian_matrix", sd[key], z[f"buffer/{key}"])
+  report.close("buffer/pe_gaussian_matrix", sd[key], z[f"buffer/{key}"], rtol=0.0)
   return sd
 
 
@@ -161,7 +169,8 @@ def _check_image(z, meta, predictor, config, report):
   x = _nchw(preprocess(resized, config))
   report.check("input_1024_sha256",
                hashlib.sha256(x.tobytes()).hexdigest() == meta["preprocess"]["input_1024_sha256"])
-  report.exact("input_1024_rows", x[:, :, _rows(meta, "input_1024_rows")], z["input_1024_rows"])
+  report.close("input_1024_rows", x[:, :, _rows(meta, "input_1024_rows")], z["input_1024_rows"],
+               rtol=0.0)
   inter = predictor.set_image(image, return_intermediates=True)
   report.close("encoder/patch_embed", inter["patch_tokens"][0], z["encoder/patch_embed"])
   for i in range(config.encoder_depth):
@@ -181,10 +190,12 @@ def _check_prompt(z, meta, prompt, predictor, config, report):
                               mask_input)
   if prompt["point_coords"] is not None:
     coords = apply_coords(prompt["point_coords"], predictor.original_size, config.img_size)
-    report.exact(pre + "point_coords_model", coords.astype(np.float32), z[pre + "point_coords_model"])
+    report.close(pre + "point_coords_model", coords.astype(np.float32),
+                 z[pre + "point_coords_model"], rtol=0.0)
   if prompt["box"] is not None:
     box = apply_coords(np.reshape(prompt["box"], (2, 2)), predictor.original_size, config.img_size)
-    report.exact(pre + "box_model", box.astype(np.float32).reshape(1, 4), z[pre + "box_model"])
+    report.close(pre + "box_model", box.astype(np.float32).reshape(1, 4), z[pre + "box_model"],
+                 rtol=0.0)
   report.close(pre + "sparse_embeddings", out["sparse"], z[pre + "sparse_embeddings"])
   if pre + "dense_embeddings" in z.files:
     report.close(pre + "dense_embeddings", _nchw(out["dense"]), z[pre + "dense_embeddings"])
@@ -208,15 +219,22 @@ def _check_prompt(z, meta, prompt, predictor, config, report):
                f"(allowed: up to {allowed}, only where |logit| < {NEAR_ZERO})")
 
 
-def check(npz_path, json_path) -> GoldenReport:
-  """Compares the port with a SAM golden set; returns the report (rows + PASS/FAIL)."""
+def check(npz_path, json_path, *, amg: bool = True) -> GoldenReport:
+  """Compares the port with a SAM golden set; returns the report (rows + PASS/FAIL).
+
+  Args:
+    npz_path, json_path: the golden set.
+    amg: also add the automatic-mask-generator rows (`golden.sam_amg`, minutes on a CPU).
+  """
   meta = json.loads(open(json_path).read())
   report = GoldenReport("sam")
   with np.load(npz_path) as npz, jax.default_matmul_precision("highest"):
-    z = {k: npz[k] for k in npz.files}
-    z = _Arrays(z)
+    z = _Arrays({k: npz[k] for k in npz.files})
     sd = _check_weights(meta, z, rebuild_state_dict(meta["weights"]["specs"]), report)
     config = config_from_golden(meta)
+    for name in ("pixel_mean", "pixel_std"):
+      report.close(f"buffer/{name}", np.asarray(getattr(config, name), np.float32).reshape(3, 1, 1),
+                   z[f"buffer/{name}"], rtol=0.0)
     params = from_torch(sd, config, param_shapes(config))
     _check_resize(meta, report)
     _check_encoder_units(z, meta, params, report)
@@ -226,20 +244,13 @@ def check(npz_path, json_path) -> GoldenReport:
     _check_image(z, meta, predictor, config, report)
     for prompt in meta["prompts"]:
       _check_prompt(z, meta, prompt, predictor, config, report)
+    sam_amg = None
     try:
-      sam_amg = importlib.import_module("icmh_jax.golden.sam_amg")
+      if amg:
+        sam_amg = importlib.import_module("icmh_jax.golden.sam_amg")
     except ModuleNotFoundError as e:
       if e.name != "icmh_jax.golden.sam_amg":
         raise
-      sam_amg = None
     if sam_amg is not None:
       sam_amg.check_amg(z, meta, report, predictor)
   return report
-
-
-class _Arrays(dict):
-  """The npz loaded into memory, with `.files` like np.load's NpzFile."""
-
-  @property
-  def files(self):
-    return list(self.keys())
