@@ -135,13 +135,13 @@ class AutomaticMaskGenerator:
     padded = np.concatenate([points, np.repeat(points[-1:], self.points_per_batch - n, 0)])
     logits, iou = self.predictor.predict_points(padded, np.ones(len(padded), np.int32))
     k = logits.shape[1]
-    inter, union, boxes, packed = candidate_stats(
-        jnp.reshape(logits[:n], (n * k,) + logits.shape[2:]), self.mask_threshold,
-        self.stability_score_offset)
-    table = dict(iou_preds=np.asarray(iou[:n], np.float32).reshape(-1),
+    # Statistics of the padded batch (one compilation per crop size), padding cut on the host.
+    stats = candidate_stats(jnp.reshape(logits, (-1,) + logits.shape[2:]), self.mask_threshold,
+                            self.stability_score_offset)
+    inter, union, boxes, packed = (np.asarray(a)[:n * k] for a in stats)
+    table = dict(iou_preds=np.asarray(iou, np.float32)[:n].reshape(-1),
                  stability_score=mask_ops.stability_ratio(inter, union),
-                 boxes=np.asarray(boxes), points=np.repeat(points, k, axis=0),
-                 masks=np.asarray(packed))
+                 boxes=boxes, points=np.repeat(points, k, axis=0), masks=packed)
     return _take(table, self.select(table, crop_box, orig_size))
 
   def select(self, table: dict, crop_box, orig_size) -> np.ndarray:
