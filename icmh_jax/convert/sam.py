@@ -9,6 +9,8 @@ LayerNorm weight -> scale, embeddings, pos_embed (1, H, W, C) channels-last in b
 non-persistent buffers held by the config, ignored when a checkpoint carries them.
 """
 
+import dataclasses
+
 import numpy as np
 
 from icmh_jax.errors import CheckpointError
@@ -183,3 +185,32 @@ def load_pth(path, config: SamConfig) -> dict:
   from icmh_jax.convert import pth  # lazy: torch is optional
   from icmh_jax.sam.model import param_shapes
   return from_torch(pth.load_pth(path), config, param_shapes(config))
+
+
+def save_converted(out_dir, params, config: SamConfig, source: str | None = None) -> str:
+  """Writes a params directory whose meta records the SAM config (name and every size)."""
+  from icmh_jax.train.checkpoint import save_params
+  meta = {"system": "sam", "sam_config": config.name, "model": dataclasses.asdict(config)}
+  if source is not None:
+    meta["source"] = str(source)
+  return save_params(out_dir, params, meta)
+
+
+def load_converted(path) -> tuple[dict, SamConfig]:
+  """(params, config) from a params directory written by `save_converted` / `icmh convert sam`."""
+  from icmh_jax.sam.model import param_shapes
+  from icmh_jax.train.checkpoint import load_params, read_meta
+  meta = read_meta(path)
+  if meta.get("system") != "sam":
+    raise CheckpointError(f"checkpoint {path} holds system {meta.get('system')!r}, not 'sam'")
+  model = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["model"].items()}
+  config = SamConfig(**model)
+  params, _ = load_params(path, {"system": "sam"}, like=param_shapes(config))
+  return params, config
+
+
+def convert_checkpoint(ckpt_path, out_dir, config_name: str) -> str:
+  """`icmh convert sam`: official `.pth` of `config_name` (vit_b/l/h) -> params directory."""
+  from icmh_jax.sam.model import get_config
+  config = get_config(config_name)
+  return save_converted(out_dir, load_pth(ckpt_path, config), config, source=ckpt_path)

@@ -110,3 +110,26 @@ def test_vit_b_torch_shapes_are_the_official_ones():
       128, 256)
   assert sd["mask_decoder.iou_prediction_head.layers.2.weight"].shape == (4, 256)
 
+
+
+def test_converted_params_directory_restores_params_and_config(golden_sd, tmp_path):
+  config, sd = golden_sd
+  params = convert.from_torch(sd, config)
+  convert.save_converted(tmp_path / "sam", params, config, source="golden")
+  restored, restored_config = convert.load_converted(tmp_path / "sam")
+  assert restored_config == config
+  back = convert.to_torch(restored, restored_config)
+  for k in sd:
+    np.testing.assert_array_equal(back[k], sd[k], err_msg=k)
+
+
+def test_pth_checkpoint_converts_through_torch(golden_sd, tmp_path):
+  torch = pytest.importorskip("torch")
+  pth = pytest.importorskip("icmh_jax.convert.pth")
+  config, sd = golden_sd
+  torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()},
+             tmp_path / "sam.pth")
+  params = convert.from_torch(pth.load_pth(tmp_path / "sam.pth"), config)
+  back = convert.to_torch(params, config)
+  for k in sd:
+    np.testing.assert_array_equal(back[k], sd[k], err_msg=k)
