@@ -73,6 +73,16 @@ def ref_key(path: tuple[str, ...], ndim: int) -> tuple[str, tuple[int, ...] | No
   return f"{prefix}{leaf}", None
 
 
+def reference_shapes(template) -> dict[str, tuple[int, ...]]:
+  """{reference key: reference-layout shape} of a Flax params tree or its `jax.eval_shape`."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(template)[0]:
+    shape = tuple(leaf.shape)
+    key, axes = ref_key(tuple(p.key for p in path), len(shape))
+    out[key] = tuple(shape[i] for i in axes) if axes else shape
+  return out
+
+
 def _inverse(axes):
   return tuple(int(i) for i in np.argsort(axes))
 
