@@ -122,8 +122,8 @@ def _check_prompt_units(z, meta, params, config, report):
   pm = meta["unit_tests"]["postprocess_masks"]
   for h, w in pm["cases"]:
     y = postprocess_masks(pp, tuple(pm["input_size"]), (h, w), pm["img_size"])
-    _close_atol(report, f"unit/postprocess_masks/{h}x{w}", y, z[f"unit/postprocess_masks/y_{h}x{w}"],
-                LOGIT_ATOL)
+    _close_atol(report, f"unit/postprocess_masks/{h}x{w}", y,
+                z[f"unit/postprocess_masks/y_{h}x{w}"], LOGIT_ATOL)
 
 
 def _check_decoder_units(z, meta, params, config, report):
@@ -207,8 +207,8 @@ def _check_prompt(z, meta, prompt, predictor, config, report):
   report.close(pre + "iou_predictions", out["iou"][0], z[pre + "iou_predictions"])
   upscaled = out["upscaled"][0]
   rows = _rows(meta, pre + "upscaled_logits_rows")
-  _close_atol(report, pre + "upscaled_logits_rows", upscaled[:, rows], z[pre + "upscaled_logits_rows"],
-              LOGIT_ATOL)
+  _close_atol(report, pre + "upscaled_logits_rows", upscaled[:, rows],
+              z[pre + "upscaled_logits_rows"], LOGIT_ATOL)
   w = upscaled.shape[-1]
   expected = np.unpackbits(z[pre + "masks_packed"], axis=-1)[..., :w].astype(bool)
   masks = upscaled > config.mask_threshold

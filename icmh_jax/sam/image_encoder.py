@@ -168,7 +168,8 @@ class Block(nn.Module):
 class ImageEncoderViT(nn.Module):
   """The SAM ViT encoder; intermediates are sown into the `intermediates` collection.
 
-  Sown: `patch_tokens` (patch embedding before pos_embed) and `block_<i>` outputs, each [B, H/16, W/16, embed_dim].
+  Sown: `patch_tokens` (patch embedding before pos_embed) and `block_<i>` outputs, each
+  [B, H/16, W/16, embed_dim].
   """
   img_size: int = 1024
   patch_size: int = 16

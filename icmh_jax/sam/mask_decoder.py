@@ -14,7 +14,7 @@ from icmh_jax.sam.transformer import TwoWayTransformer
 
 
 class ConvTranspose2x2(nn.Module):
-  """ConvTranspose2d(kernel 2, stride 2): out[2i+a, 2j+b, o] = bias[o] + sum_c x[i, j, c] K[a, b, c, o].
+  """ConvTranspose2d(kernel 2, stride 2): out[2i+a, 2j+b, o] = bias[o] + sum_c x[i,j,c] K[a,b,c,o].
 
   Kernel layout [2, 2, in, out] = torch's (in, out, kh, kw) transposed (2, 3, 0, 1); with stride =
   kernel the taps never overlap, so one einsum is the whole op and there is no flip to get wrong.

@@ -19,6 +19,8 @@ first as `SamPredictor.predict` does. With `upscale=False` it returns the low-re
 reference `SamPredictor.predict`.
 """
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -110,7 +112,9 @@ class SamPredictor:
     self.original_size = self.input_size = None
 
   def _precision(self):
-    return jax.default_matmul_precision(self.matmul_precision or "default")
+    if self.matmul_precision is None:  # keep whatever precision the caller has set
+      return contextlib.nullcontext()
+    return jax.default_matmul_precision(self.matmul_precision)
 
   def _encode_fn(self, params, x, with_intermediates: bool):
     if with_intermediates:

@@ -15,7 +15,7 @@ from icmh_jax.sam.image_encoder import gelu, layer_norm
 
 
 class PositionEmbeddingRandom(nn.Module):
-  """PE with a fixed Gaussian matrix G [2, num_pos_feats]: [sin(2 pi p), cos(2 pi p)], p = (2c - 1) G."""
+  """PE with a fixed Gaussian G [2, num_pos_feats]: [sin(2 pi p), cos(2 pi p)], p = (2c - 1) G."""
   num_pos_feats: int = 128
 
   def setup(self):
@@ -23,7 +23,7 @@ class PositionEmbeddingRandom(nn.Module):
         "positional_encoding_gaussian_matrix", nn.initializers.normal(1.0), (2, self.num_pos_feats))
 
   def encode(self, coords):
-    """coords: [..., 2] (x, y) normalised to [0, 1] -> [..., 2 * num_pos_feats] (sin block first)."""
+    """coords: [..., 2] (x, y) normalised to [0, 1] -> [..., 2 * feats] (sin block first)."""
     p = (2 * coords - 1) @ self.positional_encoding_gaussian_matrix
     p = 2 * math.pi * p
     return jnp.concatenate([jnp.sin(p), jnp.cos(p)], axis=-1)
@@ -37,7 +37,7 @@ class PositionEmbeddingRandom(nn.Module):
     return self.encode(xy)
 
   def with_coords(self, coords, image_size: tuple[int, int]):
-    """coords: [..., 2] pixel (x, y) in an image of (h, w) -> [..., 2 * feats] (float32 division)."""
+    """coords: [..., 2] pixel (x, y) in an (h, w) image -> [..., 2 * feats] (float32 division)."""
     h, w = image_size
     return self.encode(coords / jnp.array([w, h], jnp.float32))
 
@@ -120,7 +120,8 @@ class PromptEncoder(nn.Module):
       normalized: coordinates are already (p + 0.5) / input_image_size.
 
     Returns:
-      sparse [B, N', embed_dim] (points (+ pad point), then box corners) and dense [B, h, w, embed_dim].
+      sparse [B, N', embed_dim] (points (+ pad point), then box corners) and
+      dense [B, h, w, embed_dim].
     """
     b = next((a.shape[0] for a in (points, boxes, masks) if a is not None), 1)
     sparse = [jnp.zeros((b, 0, self.embed_dim), jnp.float32)]

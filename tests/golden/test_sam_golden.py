@@ -1,4 +1,4 @@
-"""`icmh golden-check sam`: the Flax SAM port passes the PyTorch golden set and fails on a bad one."""
+"""golden-check sam: the Flax SAM port passes the PyTorch golden set and fails on a bad one."""
 
 import json
 
