@@ -1,0 +1,68 @@
+"""TCM compress -> decompress on a real photo, with the golden set's (reference-rule) weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+
+from icmh_jax.golden import tcm as golden_tcm
+from icmh_jax.models import coding
+
+
+@pytest.fixture(scope="module")
+def golden_model(reference_dir):
+  d = reference_dir / "tcm"
+  model, params, _, _ = golden_tcm.golden_params(d / "tcm_golden.npz", d / "tcm_golden.json")
+  return model, params
+
+
+_FORWARD = {}
+
+
+def _astronaut(h, w):
+  u8 = np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC))
+  return u8.astype(np.float32) / np.float32(255)
+
+
+def _forward(model, params, x):
+  """The eval forward, jitted once per model (both tests share the 256x384 compile)."""
+  if model not in _FORWARD:
+    _FORWARD[model] = jax.jit(lambda p, v: model.apply({"params": p}, v))
+  return _FORWARD[model](params, jnp.asarray(x)[None])
+
+
+def test_decompress_equals_clamped_forward_and_bytes_match_the_estimate(golden_model):
+  model, params = golden_model
+  x = _astronaut(256, 384)
+  streams, info = coding.compress(model, params, x)
+  x_dec = coding.decompress(model, params, streams, info)
+  out = _forward(model, params, x)
+  np.testing.assert_allclose(x_dec, np.clip(np.asarray(out.x_hat[0]), 0, 1), rtol=0, atol=1e-5)
+  est_bytes = -sum(float(jnp.sum(jnp.log2(v))) for v in out.likelihoods.values()) / 8
+  real_bytes = sum(len(s) for s in streams)
+  assert real_bytes <= est_bytes * 1.005 + 64, (real_bytes, est_bytes)
+  assert real_bytes >= 0.5 * est_bytes  # the estimate is a real rate, not a loose bound
+
+
+def test_image_of_any_size_is_padded_to_128_and_cropped_back(golden_model):
+  model, params = golden_model
+  x = _astronaut(200, 300)
+  streams, info = coding.compress(model, params, x)
+  assert info["pads"] == (28, 28, 42, 42)  # floor(pad/2) top/left, the rest bottom/right
+  x_dec = coding.decompress(model, params, streams, info)
+  padded = np.pad(x, ((28, 28), (42, 42), (0, 0)))
+  out = _forward(model, params, padded)
+  expected = np.clip(np.asarray(out.x_hat[0]), 0, 1)[28:228, 42:342]
+  assert x_dec.shape == (200, 300, 3)
+  np.testing.assert_allclose(x_dec, expected, rtol=0, atol=1e-5)
+
+
+def test_decoder_rejects_a_truncated_y_stream(golden_model):
+  from icmh_jax.errors import BitstreamError
+  model, params = golden_model
+  x = _astronaut(256, 384)
+  streams, info = coding.compress(model, params, x)
+  with pytest.raises(BitstreamError):
+    coding.decompress(model, params, [streams[0], streams[1][:len(streams[1]) // 2]], info)
