@@ -1,8 +1,8 @@
 """Probability tables for the range coder, built once and deterministically in numpy float64.
 
-Encoder and decoder build the same float64 tables from the same parameters (elementwise numpy
-and fixed-order sums only, so thread counts cannot change a bit); constriction then quantises
-each table identically on both sides. Every table has one extra last bin, the *escape*: a symbol
+Encoder and decoder build the same float64 tables from the same parameters with
+`portable_math` (IEEE basic operations in a fixed order, so neither thread counts nor the CPU's
+SIMD paths can change a bit); constriction then quantises each table identically on both sides. Every table has one extra last bin, the *escape*: a symbol
 outside the table's support is coded as the escape bin followed by its value in a bypass code
 (`coder.py`).
 """
@@ -11,11 +11,11 @@ import dataclasses
 import hashlib
 
 import numpy as np
-from scipy.special import expit, ndtr, ndtri
-
+from icmh_jax.entropy import portable_math as pm
 from icmh_jax.entropy.gaussian import LIKELIHOOD_BOUND
 
 TAIL_MASS = 1e-9
+TAIL_MULTIPLIER = 6.1094102048693975  # −Φ⁻¹(TAIL_MASS / 2), as scipy.stats.norm.ppf gives it
 MAX_SYMBOL = 2 ** 15  # every integer in [-MAX_SYMBOL, MAX_SYMBOL] can be coded
 _CACHE_SIZE = 16
 
@@ -90,7 +90,7 @@ def _content_key(kind: str, arrays) -> bytes:
 def gaussian_pmf_centers(scale_table) -> np.ndarray:
   """Half-widths ceil(s · −Φ⁻¹(tail/2)) of each table's support, computed in float32 like
   compressai (so offsets equal the reference's `_offset`), int64 (K,)."""
-  multiplier = np.float32(-ndtri(TAIL_MASS / 2))
+  multiplier = np.float32(TAIL_MULTIPLIER)
   return np.ceil(np.asarray(scale_table, np.float32) * multiplier).astype(np.int64)
 
 
@@ -117,8 +117,8 @@ def _build_gaussian(table: np.ndarray) -> CdfTables:
   for k, (s, c) in enumerate(zip(table.astype(np.float64), centers)):
     v = np.abs(np.arange(-c, c + 1, dtype=np.float64))
     # Both Φ arguments are ≤ 0 away from the centre, so the tails keep full relative precision.
-    pmfs[k, :2 * c + 1] = ndtr((0.5 - v) / s) - ndtr((-0.5 - v) / s)
-    pmfs[k, 2 * c + 1] = 2.0 * ndtr((-0.5 - c) / s)
+    pmfs[k, :2 * c + 1] = pm.ndtr((0.5 - v) / s) - pm.ndtr((-0.5 - v) / s)
+    pmfs[k, 2 * c + 1] = 2.0 * pm.ndtr(np.float64(-0.5 - c) / s)
   return CdfTables(pmfs, -centers, 2 * centers + 2)
 
 
@@ -126,13 +126,13 @@ def _logits_cumulative_f64(params: dict, v: np.ndarray) -> np.ndarray:
   """FactorizedPrior.logits_cumulative in float64: v (C, 1, K) -> (C, 1, K)."""
   k = 0
   while f"matrices_{k}" in params:
-    w = np.logaddexp(0.0, params[f"matrices_{k}"])
+    w = pm.softplus(params[f"matrices_{k}"])
     acc = w[:, :, 0:1] * v[:, 0:1, :]
     for j in range(1, w.shape[2]):
       acc = acc + w[:, :, j:j + 1] * v[:, j:j + 1, :]
     v = acc + params[f"biases_{k}"]
     if f"factors_{k}" in params:
-      v = v + np.tanh(params[f"factors_{k}"]) * np.tanh(v)
+      v = v + pm.tanh(params[f"factors_{k}"]) * pm.tanh(v)
     k += 1
   return v
 
@@ -177,14 +177,15 @@ def _build_factorized(params: dict) -> CdfTables:
   upper = _logits_cumulative_f64(params, samples + 0.5)[:, 0, :]
   # Subtract on the side where both sigmoids are small (compressai's sign trick).
   flip = (lower + upper) > 0
-  pmf = np.where(flip, expit(-lower) - expit(-upper), expit(upper) - expit(lower))
+  pmf = np.where(flip, pm.sigmoid(-lower) - pm.sigmoid(-upper),
+                 pm.sigmoid(upper) - pm.sigmoid(lower))
   pmf = np.abs(pmf)
   pmfs = np.zeros((q.shape[0], width), np.float64)
   rows = np.arange(q.shape[0])
   for c in rows:
     n = lengths[c] - 1
     pmfs[c, :n] = pmf[c, :n]
-    pmfs[c, n] = expit(lower[c, 0]) + expit(-upper[c, n - 1])
+    pmfs[c, n] = pm.sigmoid(lower[c, 0]) + pm.sigmoid(-upper[c, n - 1])
   # A channel whose density sits far from its quantiles must still code its escapes.
   pmfs[rows, lengths - 1] = np.maximum(pmfs[rows, lengths - 1], LIKELIHOOD_BOUND)
   return CdfTables(pmfs, -minima, lengths)

@@ -180,8 +180,19 @@ np.savez(sys.argv[2], z=z, y=y, g=g.pmfs, f=f.pmfs, z_lik=np.asarray(z_lik),
 """
 
 
+def _other_simd_paths() -> str:
+  """NPY_DISABLE_CPU_FEATURES value that switches numpy off this CPU's best dispatched paths."""
+  try:
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+  except ImportError:
+    return ""
+  return " ".join(f for f in __cpu_dispatch__ if __cpu_features__.get(f))
+
+
 @pytest.mark.timeout(120)
 def test_decoding_is_bit_identical_in_a_process_with_other_thread_counts(tmp_path, prior_params):
+  """The child runs with one thread everywhere, three XLA host devices and numpy's SIMD dispatch
+  narrowed (as on an older CPU), then rebuilds the tables and decodes."""
   import jax.numpy as jnp
   from icmh_jax.entropy import factorized
   g = tables.gaussian_tables(gaussian.scale_table())
@@ -204,6 +215,7 @@ def test_decoding_is_bit_identical_in_a_process_with_other_thread_counts(tmp_pat
            y_idx=y_idx, z_idx=z_idx, z_tilde=z_tilde, y_tilde=y_tilde, scales=scales,
            **{"prior/" + k: v for k, v in prior_params.items()})
   env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", JAX_PLATFORMS="cpu",
+             NPY_DISABLE_CPU_FEATURES=_other_simd_paths(),
              XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1 "
                        "--xla_force_host_platform_device_count=3")
   subprocess.run([sys.executable, "-c", _CHILD, str(inputs), str(tmp_path / "out.npz")], env=env,
