@@ -46,6 +46,12 @@ class Header:
   width: int
   pad: tuple = (0, 0, 0, 0)
 
+  def __post_init__(self):
+    # lists and bytearrays compare unequal to what read_container returns: normalise them
+    object.__setattr__(self, "pad", tuple(self.pad))
+    if isinstance(self.config_digest, bytearray):
+      object.__setattr__(self, "config_digest", bytes(self.config_digest))
+
 
 def config_digest(obj) -> bytes:
   """16 bytes of SHA-256 of the canonical JSON of a config (sorted keys, no spaces).

@@ -103,6 +103,12 @@ def test_strip_layers_gives_a_valid_machine_only_file(codec):
     read_container(machine + b"x")
 
 
+def test_header_fields_round_trip_whatever_sequence_types_were_given():
+  h = Header("tcm", bytearray(DIGEST), 65536, 1, [0, 65535, 7, 0])
+  back, _ = read_container(write_container(h, {0: b""}))
+  assert back == h and back.pad == (0, 65535, 7, 0) and back.config_digest == DIGEST
+
+
 def test_machine_only_file_reports_missing_human_layer():
   data = write_container(HEADER, {0: b"abc"})
   assert read_container(data)[1] == {0: b"abc"}
