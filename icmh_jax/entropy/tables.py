@@ -2,9 +2,9 @@
 
 Encoder and decoder build the same float64 tables from the same parameters with
 `portable_math` (IEEE basic operations in a fixed order, so neither thread counts nor the CPU's
-SIMD paths can change a bit); constriction then quantises each table identically on both sides. Every table has one extra last bin, the *escape*: a symbol
-outside the table's support is coded as the escape bin followed by its value in a bypass code
-(`coder.py`).
+SIMD paths can change a bit); constriction then quantises each table identically on both sides.
+Every table has one extra last bin, the *escape*: a symbol outside the table's support is coded
+as the escape bin followed by its value in a bypass code (`coder.py`).
 """
 
 import dataclasses
@@ -12,9 +12,12 @@ import hashlib
 
 import numpy as np
 from icmh_jax.entropy import portable_math as pm
-from icmh_jax.entropy.gaussian import LIKELIHOOD_BOUND
 
 TAIL_MASS = 1e-9
+# Least probability of an escape bin, as in compressai's 16-bit tables: a model whose scales
+# are badly predicted (early training, unusual images) escapes often, and each escape then costs
+# ~16 bits instead of ~30, while every other symbol pays only −log2(1 − 2^−16) ≈ 2e-5 bits.
+ESCAPE_FLOOR = 2.0 ** -16
 TAIL_MULTIPLIER = 6.1094102048693975  # −Φ⁻¹(TAIL_MASS / 2), as scipy.stats.norm.ppf gives it
 MAX_SYMBOL = 2 ** 15  # every integer in [-MAX_SYMBOL, MAX_SYMBOL] can be coded
 _CACHE_SIZE = 16
@@ -102,7 +105,7 @@ def gaussian_tables(scale_table) -> CdfTables:
 
   Returns:
     CdfTables with support [−c, c], c = ceil(s · 6.1094), and an escape bin holding the two
-    tails' mass.
+    tails' mass (at least ESCAPE_FLOOR; rows are then normalised by the coder).
   """
   table = np.asarray(scale_table, np.float32)
   if table.ndim != 1 or not np.all(np.isfinite(table)) or np.any(table <= 0):
@@ -118,7 +121,7 @@ def _build_gaussian(table: np.ndarray) -> CdfTables:
     v = np.abs(np.arange(-c, c + 1, dtype=np.float64))
     # Both Φ arguments are ≤ 0 away from the centre, so the tails keep full relative precision.
     pmfs[k, :2 * c + 1] = pm.ndtr((0.5 - v) / s) - pm.ndtr((-0.5 - v) / s)
-    pmfs[k, 2 * c + 1] = 2.0 * pm.ndtr(np.float64(-0.5 - c) / s)
+    pmfs[k, 2 * c + 1] = max(2.0 * pm.ndtr(np.float64(-0.5 - c) / s), ESCAPE_FLOOR)
   return CdfTables(pmfs, -centers, 2 * centers + 2)
 
 
@@ -186,6 +189,5 @@ def _build_factorized(params: dict) -> CdfTables:
     n = lengths[c] - 1
     pmfs[c, :n] = pmf[c, :n]
     pmfs[c, n] = pm.sigmoid(lower[c, 0]) + pm.sigmoid(-upper[c, n - 1])
-  # A channel whose density sits far from its quantiles must still code its escapes.
-  pmfs[rows, lengths - 1] = np.maximum(pmfs[rows, lengths - 1], LIKELIHOOD_BOUND)
+  pmfs[rows, lengths - 1] = np.maximum(pmfs[rows, lengths - 1], ESCAPE_FLOOR)
   return CdfTables(pmfs, -minima, lengths)

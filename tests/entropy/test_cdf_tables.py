@@ -1,9 +1,12 @@
 """Integer-symbol probability tables: reference offsets/lengths, normalisation, determinism."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.special import expit, ndtr
 
 from icmh_jax.entropy import gaussian, tables
+from icmh_jax.entropy.factorized import FactorizedPrior
 
 
 def test_gaussian_tables_match_reference_offsets_and_lengths(tcm_golden):
@@ -46,11 +49,28 @@ def test_factorized_tables_match_reference_offsets_and_lengths(tcm_golden, golde
 
 
 @pytest.mark.parametrize("kind", ["gaussian", "factorized"])
-def test_tables_are_positive_and_sum_to_one_with_escape(kind, prior_params):
-  t = (tables.gaussian_tables(gaussian.scale_table()) if kind == "gaussian"
-       else tables.factorized_tables(prior_params))
-  sums = t.pmfs.sum(axis=1)
-  np.testing.assert_allclose(sums, 1.0, atol=1e-6)
+def test_support_bins_plus_true_tail_mass_sum_to_one(kind, prior_params):
+  """The support bins hold exactly the mass the density puts between the support's edges; the
+  escape bin holds the rest (floored at ESCAPE_FLOOR)."""
+  if kind == "gaussian":
+    t = tables.gaussian_tables(gaussian.scale_table())
+    s = gaussian.scale_table().astype(np.float64)
+    c = -t.offsets
+    tail = 2 * ndtr((-0.5 - c) / s)
+  else:
+    t = tables.factorized_tables(prior_params)
+    model = FactorizedPrior(12)
+    med = prior_params["quantiles"][:, 0, 1].astype(np.float64)
+    edges = np.stack([med + t.offsets - 0.5, med + t.offsets + t.lengths - 1.5], -1)
+    logits = model.apply({"params": prior_params}, jnp.asarray(edges[:, None, :], jnp.float32),
+                         method=model.logits_cumulative)
+    logits = np.asarray(logits, np.float64)[:, 0]
+    tail = expit(logits[:, 0]) + expit(-logits[:, 1])
+  rows = np.arange(t.num_tables)
+  support = t.pmfs.sum(axis=1) - t.pmfs[rows, t.lengths - 1]
+  np.testing.assert_allclose(support + tail, 1.0, atol=1e-6)
+  np.testing.assert_allclose(t.pmfs[rows, t.lengths - 1], np.maximum(tail, tables.ESCAPE_FLOOR),
+                             rtol=1e-3, atol=1e-7)
   for k in range(t.num_tables):
     row = t.pmfs[k, :t.lengths[k]]
     assert np.all(row > 0) and np.all(t.pmfs[k, t.lengths[k]:] == 0)

@@ -176,7 +176,8 @@ model = factorized.FactorizedPrior(params["quantiles"].shape[0])
 z_lik = model.apply({"params": params}, jnp.asarray(d["z_tilde"]))
 y_lik = gaussian.gaussian_likelihood(jnp.asarray(d["y_tilde"]), jnp.asarray(d["scales"]))
 np.savez(sys.argv[2], z=z, y=y, g=g.pmfs, f=f.pmfs, z_lik=np.asarray(z_lik),
-         y_lik=np.asarray(y_lik), idx=np.asarray(jax.jit(gaussian.build_indexes)(jnp.asarray(d["scales"]))))
+         y_lik=np.asarray(y_lik),
+         idx=np.asarray(jax.jit(gaussian.build_indexes)(jnp.asarray(d["scales"]))))
 """
 
 
@@ -223,3 +224,21 @@ def test_decoding_is_bit_identical_in_a_process_with_other_thread_counts(tmp_pat
   theirs = np.load(tmp_path / "out.npz")
   for key, value in mine.items():
     np.testing.assert_array_equal(theirs[key], value, err_msg=key)
+
+
+def test_golden_symbols_round_trip_no_larger_than_the_reference_strings(tcm_golden,
+                                                                         golden_eb_params):
+  """LIC-TCM's own symbols and indexes (z per channel, y slice by slice, 9,877 y escapes) code
+  exactly, in at most the reference's byte counts (compressai rANS, 16-bit tables)."""
+  npz, meta = tcm_golden
+  z, y, y_idx = npz["cmp/z_symbols"][0], npz["cmp/y_symbols"][0], npz["cmp/y_indexes"][0]
+  z_idx = np.broadcast_to(np.arange(192)[:, None, None], z.shape)
+  f = tables.factorized_tables(golden_eb_params)
+  g = tables.gaussian_tables(gaussian.scale_table())
+  z_data, (z_out,) = _round_trip(f, [(z, z_idx)])
+  slices = [(y[64 * i:64 * (i + 1)], y_idx[64 * i:64 * (i + 1)]) for i in range(5)]
+  y_data, y_out = _round_trip(g, slices)
+  np.testing.assert_array_equal(z_out, z)
+  np.testing.assert_array_equal(np.concatenate(y_out), y)
+  assert len(z_data) <= meta["compress"]["z_string_bytes"][0]
+  assert len(y_data) <= meta["compress"]["y_string_bytes"][0]
