@@ -187,11 +187,19 @@ def _write_metadata_if_complete(out_dir, name: str, spec) -> None:
     infos.append(tfds.core.SplitInfo(
         name=split, shard_lengths=[ArrayRecordFileAdapter.num_examples(p) for p in paths],
         num_bytes=sum(p.stat().st_size for p in paths), filename_template=template))
-  if infos:
-    tfds.folder_dataset.write_metadata(
-        data_dir=folder, features=spec, split_infos=infos, filename_template=_TEMPLATE,
-        check_data=False, description="Photos with SA-ICM edge maps (SAM masks -> label map -> "
-        "Canny), written by icmh_jax.data.sam_edges")
+  if not infos:
+    return
+  # What tfds.folder_dataset.write_metadata does, minus its demand that every split on disk be
+  # listed: a split still being written must stay invisible.
+  from tensorflow_datasets.core import dataset_info, file_adapters, utils
+  identity = dataset_info.DatasetIdentity(name=name, version=utils.Version(VERSION),
+                                          data_dir=os.fspath(folder), module_name="")
+  info = dataset_info.DatasetInfo(
+      builder=identity, features=spec, description="Photos with SA-ICM edge maps (SAM masks -> "
+      "label map -> Canny), written by icmh_jax.data.sam_edges")
+  info.set_file_format(file_adapters.FileFormat.ARRAY_RECORD)
+  info.set_splits(tfds.core.SplitDict(infos))
+  info.write_to_directory(folder)
 
 
 def _atomic_write(path: pathlib.Path, data: bytes) -> None:

@@ -118,3 +118,18 @@ def test_pack_unpack_edges_is_exact_for_any_width(width):
   p = sam_edges.pack_edges(edges)
   assert p["packed"].size == 5 * ((width + 7) // 8)
   np.testing.assert_array_equal(sam_edges.unpack_edges(**p), edges)
+
+
+def test_partial_split_stays_unlisted_while_a_complete_split_is_readable(tmp_path):
+  examples = _examples(4)
+  sam_edges.write_split(tmp_path, NAME, "train", examples, num_shards=2, progress=False,
+                        shard_indices=[1])
+  sam_edges.write_split(tmp_path, NAME, "validation", examples[:2], num_shards=1, progress=False)
+  assert len(sam_edges.load_split(tmp_path, NAME, "validation")) == 2
+  with pytest.raises(ValueError, match="complete splits: \\['validation'\\]"):
+    sam_edges.load_split(tmp_path, NAME, "train")
+  sam_edges.write_split(tmp_path, NAME, "train", examples, num_shards=2, progress=False,
+                        shard_indices=[0])
+  assert [r["image_id"] for r in sam_edges.load_split(tmp_path, NAME, "train")] == [
+      f"photo_{i}" for i in range(4)]
+  assert len(sam_edges.load_split(tmp_path, NAME, "validation")) == 2
