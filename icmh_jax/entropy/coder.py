@@ -14,9 +14,8 @@ zeros), so `SymbolDecoder.finish` checks the CRC and re-encodes what was decoded
 stream only if that reproduces it byte for byte.
 """
 
-import zlib
-
 import math
+import zlib
 
 import constriction
 import numpy as np
@@ -168,6 +167,7 @@ class SymbolDecoder:
     self._data = data
     self._decoded = []
     self._crc = 0
+    self._finished = False
     if len(data) % 4:
       raise BitstreamError(f"range-coded stream has {len(data)} bytes, not a multiple of 4")
     words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
@@ -226,6 +226,9 @@ class SymbolDecoder:
     Raises:
       BitstreamError: the stream is truncated, corrupt, or has data past the last symbol.
     """
+    if self._finished:
+      return
+    self._finished = True
     hi, lo = self._decode(constriction.stream.model.Uniform(_CRC_HALF), 2)
     if (int(hi) << 16 | int(lo)) != self._crc:
       raise BitstreamError("corrupt range-coded stream: CRC32 of the decoded symbols mismatch")

@@ -161,33 +161,32 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
     raise BitstreamError(f"file was written with another '{header.system}' config (digest "
                          f"{header.config_digest.hex()}, this model {bytes(expect_digest).hex()})")
   need = sorted(set(need_layers))
-  last_needed = need[-1] if need else -1
-  layers, last_id = {}, -1
+  layers, last_id, truncated = {}, -1, False
   for _ in range(count):
-    if pos == len(data) or (last_id >= last_needed and pos + _LAYER.size > len(data)):
-      break  # cut at a layer boundary (or inside a layer nobody needs)
     if pos + _LAYER.size > len(data):
-      raise BitstreamError(f"truncated file: layer header at byte {pos} cut off")
+      truncated = True  # cut at a layer boundary or inside a layer header
+      break
     i, length, crc = _LAYER.unpack_from(data, pos)
     if i <= last_id:
       raise BitstreamError(f"corrupt file: layer id {i} after layer {last_id} (ids must increase)")
     start = pos + _LAYER.size
     if length > len(data) - start:
-      if last_id >= last_needed:
-        break  # a layer nobody asked for was cut short
-      raise BitstreamError(f"truncated file: {_layer_name(i)} claims {length} bytes, "
-                           f"{len(data) - start} remain")
+      if need and i <= need[-1]:
+        raise BitstreamError(f"truncated file: {_layer_name(i)} claims {length} bytes, "
+                             f"{len(data) - start} remain")
+      truncated = True  # a layer nobody asked for was cut short
+      break
     payload = data[start:start + length]
     if zlib.crc32(payload) != crc:
       raise BitstreamError(f"corrupt file: {_layer_name(i)} CRC32 mismatch")
     layers[i], last_id, pos = payload, i, start + length
-  else:
-    if pos != len(data):
-      raise BitstreamError(f"corrupt file: {len(data) - pos} unexpected bytes after the last layer")
+  if not truncated and pos != len(data):
+    raise BitstreamError(f"corrupt file: {len(data) - pos} unexpected bytes after the last layer")
   for i in need:
     if i not in layers:
-      why = (f"file truncated after layer {last_id}" if len(layers) < count
-             else f"file holds layers {sorted(layers)}")
+      why = (f"file holds layers {sorted(layers)}" if not truncated
+             else f"file truncated after layer {last_id}" if layers
+             else "file truncated before its first layer")
       raise BitstreamError(f"{_layer_name(i)} missing ({why})")
   return header, layers
 

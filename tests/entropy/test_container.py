@@ -84,6 +84,11 @@ def test_machine_layer_decodes_from_truncated_file(codec):
   codec.assert_exact(header, out)
   with pytest.raises(BitstreamError, match=r"human layer missing \(file truncated after layer 0\)"):
     codec.decode(cut, (0, 1))
+  # cut inside layer 1's header: the same
+  in_header = data[:len(data) - len(layers[1]) - 4]
+  codec.assert_exact(*codec.decode(in_header, (0,)))
+  with pytest.raises(BitstreamError, match=r"human layer missing \(file truncated after layer 0\)"):
+    codec.decode(in_header, (0, 1))
   # cut inside layer 1: still fine for machines, an error for humans
   mid = data[:len(data) - len(layers[1]) // 2]
   codec.assert_exact(*codec.decode(mid, (0,)))
@@ -107,6 +112,14 @@ def test_header_fields_round_trip_whatever_sequence_types_were_given():
   h = Header("tcm", bytearray(DIGEST), 65536, 1, [0, 65535, 7, 0])
   back, _ = read_container(write_container(h, {0: b""}))
   assert back == h and back.pad == (0, 65535, 7, 0) and back.config_digest == DIGEST
+
+
+def test_file_cut_inside_the_machine_layer_is_refused_with_its_name():
+  data = write_container(HEADER, {0: b"m" * 50, 1: b"h" * 50})
+  with pytest.raises(BitstreamError, match="machine layer claims 50 bytes, 20 remain"):
+    read_container(data[:-59 - 30])
+  with pytest.raises(BitstreamError, match=r"machine layer missing \(file truncated before its"):
+    read_container(data[:-59 - 55])
 
 
 def test_machine_only_file_reports_missing_human_layer():
