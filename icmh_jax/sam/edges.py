@@ -16,15 +16,16 @@ MAX_MASKS = 255  # labels are uint8 (Canny needs 8-bit input) and 0 is the backg
 
 
 def _stack_masks(masks) -> np.ndarray:
-  """Generator records (dicts with a bool `segmentation`) or bool [N, H, W] -> bool [N, H, W]."""
+  """Generator records (`segmentation` a bool mask or an RLE dict) or bool [N, H, W] -> bool
+  [N, H, W]."""
   if isinstance(masks, np.ndarray):
     m = masks
   else:
     masks = list(masks)
     if masks and isinstance(masks[0], dict):
-      if not isinstance(masks[0]["segmentation"], np.ndarray):
-        raise ValueError("edge maps need output_mode='binary_mask' records (got RLE segmentations)")
-      masks = [r["segmentation"] for r in masks]
+      from icmh_jax.sam.rle import rle_to_mask
+      masks = [r["segmentation"] if isinstance(r["segmentation"], np.ndarray)
+               else rle_to_mask(r["segmentation"]) for r in masks]
     m = np.stack(masks) if masks else np.zeros((0, 0, 0), bool)
   if m.ndim != 3 or m.dtype != bool:
     raise ValueError(f"masks must be bool [N, H, W], got {m.dtype} with shape {m.shape}")

@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                   help="SAM size (default: from the checkpoint's file name)")
   ap.add_argument("--num-shards", type=int, help="default: one per 1000 images")
   ap.add_argument("--workers", type=int, help="local workers (default: all local devices)")
+  ap.add_argument("--jax-distributed", action="store_true",
+                  help="call jax.distributed.initialize() first (multi-host runs)")
   ap.add_argument("--process-index", type=int, help="default jax.process_index()")
   ap.add_argument("--process-count", type=int, help="default jax.process_count()")
   ap.add_argument("--too-many-masks", choices=("error", "largest"), default="error",
@@ -196,6 +198,9 @@ def main(argv=None) -> int:
                  "without SAM; there is no silent fallback)")
   if (args.process_index is None) != (args.process_count is None):
     parser.error("give both --process-index and --process-count, or neither")
+  if args.jax_distributed:
+    import jax
+    jax.distributed.initialize()
   try:
     folder = precompute(args)
   except IcmhError as e:

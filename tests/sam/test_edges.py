@@ -35,6 +35,8 @@ def test_edge_map_of_golden_masks_equals_golden_edge_map(golden, name):
   assert int(e.sum()) == cfg["edge_map"]["edge_pixels"]
   records = [dict(segmentation=s) for s in m]
   np.testing.assert_array_equal(edges.edge_map(records), e)
+  rles = [dict(segmentation=dict(size=[400, 600], counts=c)) for c in cfg["rle_counts"]]
+  np.testing.assert_array_equal(edges.edge_map(rles), e)
 
 
 def test_smaller_masks_are_painted_on_top_and_equal_areas_keep_generator_order():
