@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 
 import numpy as np
+
 from icmh_jax.entropy import portable_math as pm
 
 TAIL_MASS = 1e-9
@@ -32,15 +33,17 @@ class CdfTables:
       bin), zero padded to L. Rows need not be normalised.
     offsets: int64 (K,): the integer symbol of bin 0 of each table.
     lengths: int64 (K,): bins per table including the escape bin (≥ 2).
+    digest: SHA-256 of the three arrays (set on construction; keys the coder's model cache).
   """
   pmfs: np.ndarray
   offsets: np.ndarray
   lengths: np.ndarray
 
   def __post_init__(self):
-    pmfs = np.ascontiguousarray(self.pmfs, dtype=np.float64)
-    offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
-    lengths = np.ascontiguousarray(self.lengths, dtype=np.int64)
+    # private read-only copies: the digest must keep describing the arrays
+    pmfs = np.array(self.pmfs, dtype=np.float64, order="C")
+    offsets = np.array(self.offsets, dtype=np.int64, order="C")
+    lengths = np.array(self.lengths, dtype=np.int64, order="C")
     if pmfs.ndim != 2 or offsets.shape != (pmfs.shape[0],) or lengths.shape != offsets.shape:
       raise ValueError(f"CdfTables needs pmfs (K, L), offsets (K,), lengths (K,); got "
                        f"{pmfs.shape}, {offsets.shape}, {lengths.shape}")
@@ -48,8 +51,8 @@ class CdfTables:
       raise ValueError(f"table lengths must be in [2, {pmfs.shape[1]}], got "
                        f"{lengths.min(initial=0)}..{lengths.max(initial=0)} for "
                        f"{pmfs.shape[0]} tables")
-    if not np.all(np.isfinite(pmfs)) or np.any(pmfs < 0):
-      raise ValueError("table probabilities must be finite and non-negative")
+    if not np.all(np.isfinite(pmfs)) or np.any(pmfs < 0) or np.any(pmfs.sum(axis=1) <= 0):
+      raise ValueError("table probabilities must be finite, non-negative, with positive sums")
     if np.any(offsets < -MAX_SYMBOL) or np.any(offsets + lengths - 2 > MAX_SYMBOL):
       raise ValueError(f"table supports must lie within ±{MAX_SYMBOL}")
     for name, value in (("pmfs", pmfs), ("offsets", offsets), ("lengths", lengths)):

@@ -99,7 +99,12 @@ def test_factorized_tables_are_cached_by_content(prior_params):
 def test_invalid_tables_are_rejected_with_a_message():
   with pytest.raises(ValueError, match="lengths must be in"):
     tables.CdfTables(np.ones((2, 3)), np.zeros(2), np.array([1, 3]))
-  with pytest.raises(ValueError, match="finite and non-negative"):
+  with pytest.raises(ValueError, match="finite, non-negative"):
     tables.CdfTables(np.array([[0.5, -0.1]]), np.zeros(1), np.array([2]))
+  with pytest.raises(ValueError, match="positive sums"):
+    tables.CdfTables(np.zeros((1, 2)), np.zeros(1), np.array([2]))
+  mine = np.array([[0.5, 0.5]])
+  tables.CdfTables(mine, np.zeros(1), np.array([2]))
+  assert mine.flags.writeable
   with pytest.raises(ValueError, match="positive scales"):
     tables.gaussian_tables(np.array([0.11, -1.0]))
