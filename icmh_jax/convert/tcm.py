@@ -20,9 +20,11 @@ parameters by functions in this package instead.
 import re
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from icmh_jax.errors import CheckpointError
+from icmh_jax.models.tcm import TCM
 
 BUFFER_SUFFIXES = (
     ".pedestal", ".lower_bound.bound", "._quantized_cdf", "._offset", "._cdf_length",
@@ -145,3 +147,20 @@ def from_reference(state_dict: dict, template) -> dict:
       parts.append(f"shape mismatches ({len(bad)}): {'; '.join(bad[:20])}")
     raise CheckpointError("LIC-TCM state_dict does not fit the model: " + " | ".join(parts))
   return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def convert_checkpoint(state_dict: dict, N: int = 128, M: int = 320, num_slices: int = 5,
+                       **tcm_kwargs):
+  """A reference LIC-TCM state_dict -> (TCM module, Flax params).
+
+  Args:
+    state_dict: {reference key: array}.
+    N, M, num_slices: the checkpoint's sizes (LIC_TCM releases: N=64 or 128, M=320, 5 slices).
+    **tcm_kwargs: further TCM fields (g_s_in for the ICMH-FF additional codec, ...).
+
+  Raises:
+    CheckpointError: the state_dict does not fit (missing / unexpected keys, shapes).
+  """
+  model = TCM(N=N, M=M, num_slices=num_slices, **tcm_kwargs)
+  template = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 256, 256, 3)))
+  return model, from_reference(state_dict, template["params"])
