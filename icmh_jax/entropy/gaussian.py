@@ -6,10 +6,13 @@ only make the rate estimate unstable) and the coder picks one of 64 log-spaced s
 through `build_indexes`.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icmh_jax.entropy import portable_math
 from icmh_jax.entropy.bounds import lower_bound
 
 SCALE_BOUND = 0.11
@@ -18,20 +21,29 @@ NUM_SCALES = 64
 SCALE_MAX = 256.0
 
 
+def _compute_scale_table() -> np.ndarray:
+  # torch.linspace in float32: start + step·i (fused multiply-add) up to the middle, then
+  # end − step·(n−1−i); exp rounded to float32. This reproduces the reference exactly, and
+  # portable_math keeps it identical on every CPU (encoder and decoder index with it).
+  n = NUM_SCALES
+  lo, hi = np.float32(math.log(SCALE_BOUND)), np.float32(math.log(SCALE_MAX))
+  step = np.float64((hi - lo) / np.float32(n - 1))
+  i = np.arange(n, dtype=np.float64)
+  lin = np.where(i < n // 2, np.float64(lo) + step * i, np.float64(hi) - step * (n - 1 - i))
+  return portable_math.exp(lin.astype(np.float32).astype(np.float64)).astype(np.float32)
+
+
+_SCALE_TABLE = _compute_scale_table()
+
+
 def scale_table() -> np.ndarray:
   """The 64 coder scales exp(linspace(ln 0.11, ln 256, 64)), computed in float32.
 
   Returns:
-    float32 array (64,), equal bit for bit to compressai's / LIC-TCM's `scale_table` buffer.
+    float32 array (64,) (a fresh copy), equal bit for bit to compressai's / LIC-TCM's
+    `scale_table` buffer.
   """
-  # torch.linspace in float32: start + step·i (fused multiply-add) up to the middle, then
-  # end − step·(n−1−i); exp correctly rounded to float32. This reproduces the reference exactly.
-  n = NUM_SCALES
-  lo, hi = np.float32(np.log(SCALE_BOUND)), np.float32(np.log(SCALE_MAX))
-  step = np.float64((hi - lo) / np.float32(n - 1))
-  i = np.arange(n, dtype=np.float64)
-  lin = np.where(i < n // 2, np.float64(lo) + step * i, np.float64(hi) - step * (n - 1 - i))
-  return np.exp(lin.astype(np.float32).astype(np.float64)).astype(np.float32)
+  return _SCALE_TABLE.copy()
 
 
 def build_indexes(scales):
