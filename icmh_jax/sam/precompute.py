@@ -84,6 +84,7 @@ def sam_edge_fn(predictor, amg_kwargs: dict, too_many: str = "error"):
 def load_sam(checkpoint, model: str | None):
   """(params, config) from an official `.pth` (needs torch) or an `.npz` of the same state_dict."""
   from icmh_jax.convert import sam as convert_sam
+  from icmh_jax.convert.pth import load_state_dict
   from icmh_jax.sam.model import get_config, param_shapes
   path = pathlib.Path(checkpoint)
   if not path.is_file():
@@ -95,12 +96,8 @@ def load_sam(checkpoint, model: str | None):
                         "vit_b|vit_l|vit_h")
     model = found.group(0)
   config = get_config(model)
-  if path.suffix == ".npz":
-    with np.load(path) as z:
-      params = convert_sam.from_torch({k: z[k] for k in z.files}, config, param_shapes(config))
-  else:
-    params = convert_sam.load_pth(path, config)
-  return params, config
+  state_dict = load_state_dict(path)  # CheckpointError (an IcmhError) when unreadable
+  return convert_sam.from_torch(state_dict, config, param_shapes(config)), config
 
 
 def assign_shards(num_shards: int, process_index: int, process_count: int,

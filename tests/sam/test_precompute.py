@@ -8,6 +8,7 @@ import skimage.data
 from PIL import Image
 
 from icmh_jax.data import sam_edges
+from icmh_jax.errors import IcmhError
 from icmh_jax.sam import edges, precompute
 
 PHOTOS = {"a": (skimage.data.astronaut()[::8, ::8], "PNG"),
@@ -107,3 +108,36 @@ def test_sam_edge_fn_paints_generator_masks_and_can_keep_the_255_largest():
   want = edges.edge_map(np.stack([np.kron(np.eye(1, 400, k, dtype=bool).reshape(20, 20),
                                           np.ones((2, 2), bool)) for k in range(255)]))
   np.testing.assert_array_equal(e, want)
+
+
+def test_checkpoint_without_a_size_in_its_name_needs_sam_model(tmp_path):
+  ckpt = tmp_path / "weights.npz"
+  np.savez(ckpt, x=np.zeros(1))
+  with pytest.raises(IcmhError, match="--sam-model"):
+    precompute.load_sam(ckpt, None)
+
+
+@pytest.mark.slow
+def test_sam_mask_source_end_to_end_with_random_vit_b_npz(tmp_path):
+  import jax
+  from icmh_jax.convert.sam import to_torch
+  from icmh_jax.sam import amg
+  from icmh_jax.sam.model import get_config, init_params
+  from icmh_jax.sam.predictor import SamPredictor
+  config = get_config("vit_b")
+  params = init_params(config, jax.random.PRNGKey(1))
+  np.savez(tmp_path / "sam_vit_b_random.npz", **to_torch(params, config))
+  folder = tmp_path / "imgs"
+  folder.mkdir()
+  img = skimage.data.coffee()[::12, ::12]
+  Image.fromarray(img).save(folder / "coffee.png")
+  amg_flags = dict(points_per_side=2, points_per_batch=4, pred_iou_thresh=0.0,
+                   stability_score_thresh=0.0)
+  argv = ["--source", "folder", "--split", "train", "--images", str(folder), "--out",
+          str(tmp_path / "tfds"), "--sam-checkpoint", str(tmp_path / "sam_vit_b_random.npz")]
+  for k, v in amg_flags.items():
+    argv += [f"--amg-{k.replace('_', '-')}", str(v)]
+  assert _main(*argv) == 0
+  got = sam_edges.load_split(tmp_path / "tfds", "coco_sam_edges", "train")[0]["edges"]
+  gen = amg.AutomaticMaskGenerator(SamPredictor(params, config, points_per_batch=4), **amg_flags)
+  np.testing.assert_array_equal(got, edges.edge_map(gen.generate(img), img.shape[:2]))
