@@ -19,8 +19,14 @@ def _convert_tcm(args) -> dict:
   return meta
 
 
+def _convert_sam(args) -> dict:
+  """Segment Anything v1 weights -> SAM params, meta naming the config (vit_b / vit_l / vit_h)."""
+  from icmh_jax.convert.sam import convert_checkpoint
+  return convert_checkpoint(args.checkpoint, args.out_dir, args.sam_config)
+
+
 # family -> converter(args) -> meta written; another family is one line here plus its options.
-FAMILIES = {"tcm": _convert_tcm}
+FAMILIES = {"tcm": _convert_tcm, "sam": _convert_sam}
 
 
 def add_arguments(p):
@@ -33,6 +39,9 @@ def add_arguments(p):
   tcm.add_argument("--slices", type=int, default=5, help="Ch-ARM slices")
   tcm.add_argument("--system", default="tcm", choices=("tcm", "sa_icm"),
                    help="registry system the weights serve")
+  sam = p.add_argument_group("sam")
+  sam.add_argument("--sam-config", default="vit_h", choices=("vit_b", "vit_l", "vit_h"),
+                   help="SAM v1 model size of the checkpoint (the reference's default: vit_h)")
 
 
 def run(args) -> int:

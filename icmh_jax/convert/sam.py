@@ -181,19 +181,24 @@ def to_torch(params: dict, config: SamConfig) -> dict:
 
 
 def load_pth(path, config: SamConfig) -> dict:
-  """Reads an official SAM `.pth` (torch, weights_only) and converts it to Flax params."""
-  from icmh_jax.convert import pth  # lazy: torch is optional
+  """Official SAM `.pth` (torch.load weights_only) or `.npz` state_dict -> Flax params."""
+  from icmh_jax.convert import pth  # torch is imported lazily there
   from icmh_jax.sam.model import param_shapes
-  return from_torch(pth.load_pth(path), config, param_shapes(config))
+  return from_torch(pth.load_state_dict(path), config, param_shapes(config))
 
 
-def save_converted(out_dir, params, config: SamConfig, source: str | None = None) -> str:
-  """Writes a params directory whose meta records the SAM config (name and every size)."""
+def save_converted(out_dir, params, config: SamConfig, source: str | None = None) -> dict:
+  """Writes a params directory whose meta records the SAM config (name and every size).
+
+  Returns:
+    the meta written: {"system": "sam", "sam_config": name, "model": sizes, "source": ...}.
+  """
   from icmh_jax.train.checkpoint import save_params
   meta = {"system": "sam", "sam_config": config.name, "model": dataclasses.asdict(config)}
   if source is not None:
     meta["source"] = str(source)
-  return save_params(out_dir, params, meta)
+  save_params(out_dir, params, meta)
+  return meta
 
 
 def load_converted(path) -> tuple[dict, SamConfig]:
@@ -209,8 +214,12 @@ def load_converted(path) -> tuple[dict, SamConfig]:
   return params, config
 
 
-def convert_checkpoint(ckpt_path, out_dir, config_name: str) -> str:
-  """`icmh convert sam`: official `.pth` of `config_name` (vit_b/l/h) -> params directory."""
+def convert_checkpoint(ckpt_path, out_dir, config_name: str) -> dict:
+  """`icmh convert sam`: official `.pth` (or `.npz`) of `config_name` (vit_b/l/h) -> params dir.
+
+  Returns:
+    the meta written (see `save_converted`).
+  """
   from icmh_jax.sam.model import get_config
   config = get_config(config_name)
   return save_converted(out_dir, load_pth(ckpt_path, config), config, source=ckpt_path)

@@ -125,7 +125,7 @@ def test_converted_params_directory_restores_params_and_config(golden_sd, tmp_pa
 
 def test_pth_checkpoint_converts_through_torch(golden_sd, tmp_path):
   torch = pytest.importorskip("torch")
-  pth = pytest.importorskip("icmh_jax.convert.pth")
+  from icmh_jax.convert import pth
   config, sd = golden_sd
   torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()},
              tmp_path / "sam.pth")
@@ -133,3 +133,15 @@ def test_pth_checkpoint_converts_through_torch(golden_sd, tmp_path):
   back = convert.to_torch(params, config)
   for k in sd:
     np.testing.assert_array_equal(back[k], sd[k], err_msg=k)
+
+
+def test_cli_convert_sam_reports_a_size_mismatch_and_exits_1(golden_sd, tmp_path, capsys):
+  from icmh_jax import cli
+  _, sd = golden_sd
+  np.savez(tmp_path / "tiny.npz", **sd)  # the tiny golden model is not a vit_b checkpoint
+  status = cli.main(["convert", "sam", str(tmp_path / "tiny.npz"), str(tmp_path / "out"),
+                     "--sam-config", "vit_b"])
+  err = capsys.readouterr().err
+  assert status == 1
+  assert "missing keys ['image_encoder.blocks.10.attn.proj.bias'" in err
+  assert not (tmp_path / "out").exists()
