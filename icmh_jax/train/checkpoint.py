@@ -210,7 +210,7 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, abstract_state):
   `abstract_state` (a TrainState of ShapeDtypeStructs).
 
   Returns:
-    (state, rng, data_state).
+    (state with `step` a host int32, RNG key data uint32 (host), data iterator state).
 
   Raises:
     CheckpointError: the step is unreadable or its parameters do not match the abstract state.
@@ -226,8 +226,7 @@ def restore_state(mngr: ocp.CheckpointManager, step: int, abstract_state):
         progress=ocp.args.JsonRestore()))
   except Exception as e:  # Orbax/tensorstore raise many types for a damaged directory.
     raise CheckpointError(f"checkpoint {pdir} is unreadable: {type(e).__name__}: {e}") from e
-  state = abstract_state.replace(step=jax.numpy.asarray(got.progress["step"], jax.numpy.int32),
+  state = abstract_state.replace(step=np.asarray(got.progress["step"], np.int32),
                                  params=got.params, opt_state=got.opt_state,
                                  aux_opt_state=got.aux_opt_state)
-  rng = jax.random.wrap_key_data(np.asarray(got.progress["rng"], np.uint32))
-  return state, rng, got.progress["data"]
+  return state, np.asarray(got.progress["rng"], np.uint32), got.progress["data"]
