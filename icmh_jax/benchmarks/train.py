@@ -1,0 +1,80 @@
+"""`icmh bench train`: one training step (batch x crop², default 8 x 256²) — compile time apart,
+median step time and images/s, on every local device through the real sharded train step."""
+
+import importlib.util
+import os
+import pathlib
+import sys
+
+HELP = "train step time at batch 8 x 256² (compile apart) and images/s"
+
+
+def add_arguments(p):
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--config", help="config file with knobs, e.g. configs/tcm.py:tiny")
+  src.add_argument("--model", help="a system name (its configs/<model>.py with default knobs)")
+  p.add_argument("--N", type=int, default=None, help="transform width N (N_m for tcm / sa_icm)")
+  p.add_argument("--batch", type=int, default=8, help="global batch size")
+  p.add_argument("--crop", type=int, default=256, help="square crop side")
+  p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
+
+
+def load_config(spec: str):
+  """`path/to/config.py[:knobs]` -> the ConfigDict its `get_config(knobs)` returns."""
+  path, _, arg = spec.partition(":")
+  path = os.path.abspath(path)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"config file {path} does not exist")
+  root = str(pathlib.Path(path).parents[1])  # config files import `configs.common`
+  if root not in sys.path:
+    sys.path.insert(0, root)
+  spec_ = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+  module = importlib.util.module_from_spec(spec_)
+  spec_.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def _config(args):
+  if args.config:
+    config = load_config(args.config)
+  else:
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    config = load_config(str(repo / "configs" / f"{args.model}.py"))
+  if args.N is not None:
+    config.model["N" if "N" in config.model else "N_m"] = args.N  # the trained codec's width
+  config.data.batch_size, config.data.crop = args.batch, args.crop
+  if args.compute_dtype:
+    config.compute_dtype = args.compute_dtype
+  return config
+
+
+def run(args) -> dict:
+  import jax
+  import numpy as np
+  from icmh_jax.benchmarks import harness
+  from icmh_jax.models import registry
+  from icmh_jax.train import loop, optim, step as step_lib
+
+  config = _config(args)
+  system = registry.get_system(config.system, config.model)
+  mesh = step_lib.make_mesh()
+  params = loop.fresh_params(system, config)
+  state = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key(), config))(
+      step_lib.replicate(params, mesh))
+  rng = np.random.default_rng(0)
+  local = {"image": rng.integers(0, 256, (args.batch, args.crop, args.crop, 3), dtype=np.uint8),
+           "edges": rng.integers(0, 2, (args.batch, args.crop, args.crop), dtype=np.uint8)}
+  batch = loop.global_batch(local, step_lib.batch_sharding(mesh))
+  key = jax.random.wrap_key_data(step_lib.replicate(np.zeros(2, np.uint32), mesh))
+  train_step = step_lib.make_train_step(mesh, system=system, config=config)
+  holder = {"state": state}
+
+  def one():
+    holder["state"], metrics = train_step(holder["state"], batch, key)
+    harness.block(metrics)
+
+  t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
+  return dict(system=config.system, model=dict(config.model), batch=args.batch, crop=args.crop,
+              compute_dtype=config.get("compute_dtype", "float32"), devices=jax.device_count(),
+              compile_and_first_step_s=t.first_call_s, step_s=t.median_s, runs_s=t.runs_s,
+              images_per_s=args.batch / t.median_s)
