@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from icmh_jax.convert.sam import apply_table_from_torch, from_torch, output_upscaling_rows
+from icmh_jax.errors import IcmhError
 from icmh_jax.golden.report import GoldenReport
 from icmh_jax.sam import image_encoder as ie
 from icmh_jax.sam.mask_decoder import MaskDecoder, OutputUpscaling
@@ -58,7 +59,10 @@ def _nchw(a):
 
 def _rows(meta, key) -> list[int]:
   """Row indices a `..._rows` array holds, read from its description in the JSON index."""
-  m = re.search(r"rows \[([\d,\s]+)\]", meta["arrays"][key]["desc"])
+  desc = meta["arrays"][key]["desc"]
+  m = re.search(r"rows \[([\d,\s]+)\]", desc)
+  if m is None:
+    raise IcmhError(f"golden JSON: cannot read the row indices of {key} from {desc!r}")
   return [int(v) for v in m.group(1).split(",")]
 
 

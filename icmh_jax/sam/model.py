@@ -73,6 +73,10 @@ def config_from_golden(meta: dict, name: str = "golden") -> SamConfig:
                       f"img_size {enc['img_size']} / patch_size {enc['patch_size']}")
   if not (enc["qkv_bias"] and enc["use_abs_pos"] and enc["use_rel_pos"]):
     raise ConfigError("only qkv_bias, use_abs_pos and use_rel_pos = True are supported (SAM v1)")
+  if tr.get("attention_downsample_rate", 2) != 2 or tr.get("activation", "ReLU") != "ReLU":
+    raise ConfigError(f"two-way transformer with attention_downsample_rate "
+                      f"{tr.get('attention_downsample_rate')} / activation {tr.get('activation')}; "
+                      "SAM v1 (supported) uses 2 / ReLU")
   if enc["out_chans"] != pe["embed_dim"] or dec["transformer_dim"] != pe["embed_dim"]:
     raise ConfigError(f"out_chans {enc['out_chans']}, transformer_dim {dec['transformer_dim']} "
                       f"and prompt embed_dim {pe['embed_dim']} must agree")
