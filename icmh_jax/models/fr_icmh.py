@@ -9,7 +9,8 @@ with the additional g_s taking M = 320 channels. Loss R(y_a) + R(z) + lam * 255*
 """
 
 from icmh_jax.errors import ConfigError
-from icmh_jax.models.system import System, fuse_latents
+from icmh_jax.models import coding
+from icmh_jax.models.system import System, call_method, fuse_latents
 
 
 class FRICMH(System):
@@ -36,3 +37,18 @@ class FRICMH(System):
                    return_intermediates=return_intermediates)
     y_hat = fuse_latents(y_hat_m, out.y_hat)
     return {"x_hat": m.synthesis(y_hat), "out": out, "g_s_in": y_hat}
+
+  def _context(self, y_hat_m):
+    return y_hat_m if self.config["residual_context"] == "machine" else None
+
+  def encode_human(self, params_a, x, y_hat_m, x_hat_m):
+    y = call_method(self.additional, params_a, "analysis", x)
+    # y_hat_m is the decoder's own (decoded) machine latent, so the residual is exact.
+    y_a = y - y_hat_m[..., :y.shape[-1]]
+    streams, _ = coding.compress_y(self.additional, params_a, y_a, context=self._context(y_hat_m))
+    return streams
+
+  def decode_human(self, params_a, streams, z_shape, y_hat_m, x_hat_m):
+    y_hat_a = coding.decompress_y(self.additional, params_a, streams, z_shape,
+                                  context=self._context(y_hat_m))
+    return call_method(self.additional, params_a, "synthesis", fuse_latents(y_hat_m, y_hat_a))

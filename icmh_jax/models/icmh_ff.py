@@ -8,7 +8,8 @@ slices get the sum, the others are y_hat_m), and the additional g_s (M = 320 cha
 x_hat. Loss R(y_a) + R(z_a) + lam * 255**2 * mse(x, x_hat).
 """
 
-from icmh_jax.models.system import System, fuse_latents
+from icmh_jax.models import coding
+from icmh_jax.models.system import System, call_method, fuse_latents
 
 
 class ICMHFF(System):
@@ -27,3 +28,16 @@ class ICMHFF(System):
             return_intermediates=return_intermediates)
     y_hat = fuse_latents(y_hat_m, out.y_hat)
     return {"x_hat": m.synthesis(y_hat), "out": out, "g_s_in": y_hat}
+
+  def _context(self, y_hat_m):
+    return y_hat_m if self.config["residual_context"] == "machine" else None
+
+  def encode_human(self, params_a, x, y_hat_m, x_hat_m):
+    streams, _ = coding.compress_latents(self.additional, params_a, x,
+                                         context=self._context(y_hat_m))
+    return streams
+
+  def decode_human(self, params_a, streams, z_shape, y_hat_m, x_hat_m):
+    y_hat_a = coding.decompress_latents(self.additional, params_a, streams, z_shape,
+                                        context=self._context(y_hat_m))
+    return call_method(self.additional, params_a, "synthesis", fuse_latents(y_hat_m, y_hat_a))

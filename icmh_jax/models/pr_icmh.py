@@ -10,7 +10,8 @@ Loss R(y_d) + R(z_d) + lam * 255**2 * mse(x_d, x_hat_d).
 import jax.numpy as jnp
 
 from icmh_jax.errors import ConfigError
-from icmh_jax.models.system import System
+from icmh_jax.models import coding
+from icmh_jax.models.system import System, call_method
 
 
 class PRICMH(System):
@@ -32,3 +33,13 @@ class PRICMH(System):
     x_m = jnp.clip(x_hat_m, 0.0, 1.0)
     out = m(x - x_m, train=train, noise=noise, return_intermediates=return_intermediates)
     return {"x_hat": x_m + out.x_hat, "out": out, "g_s_in": out.y_hat}
+
+  def encode_human(self, params_a, x, y_hat_m, x_hat_m):
+    streams, _ = coding.compress_latents(self.additional, params_a,
+                                         x - jnp.clip(x_hat_m, 0.0, 1.0))
+    return streams
+
+  def decode_human(self, params_a, streams, z_shape, y_hat_m, x_hat_m):
+    y_hat_d = coding.decompress_latents(self.additional, params_a, streams, z_shape)
+    return jnp.clip(x_hat_m, 0.0, 1.0) + call_method(self.additional, params_a, "synthesis",
+                                                     y_hat_d)

@@ -11,6 +11,7 @@ two-layer `.icmh` file (`icmh_jax.models.scalable`). The training loss of every 
 reconstruction (for tcm / sa_icm it equals `x_hat_m`), so no caller needs to know system names.
 """
 
+import functools
 from typing import Any
 
 import flax
@@ -35,6 +36,15 @@ class SystemOutput:
   x_hat: jax.Array
   x_hat_m: jax.Array
   likelihoods: dict
+
+
+@functools.partial(jax.jit, static_argnames=("model", "method"))
+def call_method(model: nn.Module, params, method: str, *args):
+  """`model.apply({"params": params}, *args, method=method)`, jitted per (model, method).
+
+  The encoder and the decoder both go through this, so they run the same compiled function.
+  """
+  return model.apply({"params": params}, *args, method=method)
 
 
 def fuse_latents(y_hat_m, y_hat_a):
@@ -200,6 +210,15 @@ class System:
   def forward_method(module, x, x_hat_m, y_hat_m, *, train, noise=None,
                      return_intermediates=False) -> dict:
     """Runs inside `additional.apply`: (x, machine outputs) -> `run_additional`'s dict."""
+    raise NotImplementedError
+
+  def encode_human(self, params_a, x, y_hat_m, x_hat_m) -> list:
+    """Human layer streams of a padded x [1, H, W, 3], given the decoder's machine outputs
+    (y_hat_m [1, H/16, W/16, M] after LRP, x_hat_m [1, H, W, 3] unclamped)."""
+    raise NotImplementedError
+
+  def decode_human(self, params_a, streams: list, z_shape, y_hat_m, x_hat_m):
+    """Inverse of `encode_human`: returns the unclamped human x_hat [1, H, W, 3]."""
     raise NotImplementedError
 
   # --- coding --------------------------------------------------------------------------------

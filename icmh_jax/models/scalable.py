@@ -1,0 +1,127 @@
+"""Two-layer coding: one `.icmh` file holding the machine layer and the human layer.
+
+Layer 0 (machine) = SA-ICM's z and y streams; layer 1 (human) = the additional codec's streams.
+The header (`icmh_jax.entropy.container`) carries the system name, the digest of its model config
+and the image size with its padding. Images are zero-padded to a multiple of `pad_multiple`
+(floor(pad/2) top/left, like LIC-TCM's eval) and cropped back after decoding.
+
+The encoder derives everything the human layer needs from the machine layer exactly as the
+decoder will (the decoded y_hat_m from the same per-slice jitted nets, x_hat_m from the same
+jitted g_s), so a decoder that sees only layer 0 gets SA-ICM's x_hat_m, and one that sees both
+gets the human x_hat. tcm / sa_icm files hold layer 0 only; their "human" decode is x_hat_m.
+"""
+
+import numpy as np
+
+from icmh_jax.entropy import container
+from icmh_jax.errors import BitstreamError
+
+LATENT_STRIDE = 64  # x -> z downsampling; padded sizes must be multiples of it
+STREAMS_PER_LAYER = 2  # z, y
+
+
+def config_digest(system) -> bytes:
+  """16-byte digest of (system name, resolved model config), written in every header."""
+  return container.config_digest({"system": system.name, "model": system.config})
+
+
+def _as_image(image) -> np.ndarray:
+  x = np.asarray(image)
+  if x.ndim != 3 or x.shape[-1] != 3 or min(x.shape[:2]) < 1:
+    raise ValueError(f"image must be [H, W, 3] floats in [0, 1], got shape {x.shape}")
+  if not np.issubdtype(x.dtype, np.floating) or not np.all(np.isfinite(x)):
+    raise ValueError(f"image must hold finite floats in [0, 1], got dtype {x.dtype}")
+  return x.astype(np.float32)[None]
+
+
+def compress(system, params, image) -> bytes:
+  """Codes an image into a `.icmh` file.
+
+  Args:
+    system: a `System`.
+    params: its params ({"base"} or {"base", "additional"}).
+    image: [H, W, 3] float in [0, 1].
+
+  Returns:
+    The file's bytes: layer 0 always, layer 1 for the human-layer systems.
+  """
+  from icmh_jax.models import coding
+  from icmh_jax.models.system import call_method
+  x = _as_image(image)
+  padded, pads = coding.pad_image(x, system.config["pad_multiple"])
+  streams_m, _, sym = coding.compress_latents(system.base, params["base"], padded,
+                                              return_symbols=True)
+  layers = {0: container.pack_streams(streams_m)}
+  if system.has_additional:
+    y_hat_m = sym["y_hat"]
+    x_hat_m = call_method(system.base, params["base"], "synthesis", y_hat_m)
+    streams_a = system.encode_human(params["additional"], padded, y_hat_m, x_hat_m)
+    layers[1] = container.pack_streams(streams_a)
+  header = container.Header(system.name, config_digest(system), x.shape[1], x.shape[2],
+                             tuple(int(p) for p in pads))
+  return container.write_container(header, layers)
+
+
+def _z_shape(header, pad_multiple: int) -> tuple:
+  top, bottom, left, right = header.pad
+  if max(header.pad) >= pad_multiple:
+    raise BitstreamError(f"header padding {header.pad} is not below the model's pad multiple "
+                         f"{pad_multiple}")
+  h, w = header.height + top + bottom, header.width + left + right
+  if h % LATENT_STRIDE or w % LATENT_STRIDE:
+    raise BitstreamError(f"header gives a padded size {h}x{w}, not a multiple of "
+                         f"{LATENT_STRIDE}")
+  return (1, h // LATENT_STRIDE, w // LATENT_STRIDE)
+
+
+def decompress(system, params, data: bytes, layer: str = "human") -> np.ndarray:
+  """Decodes a `.icmh` file written by `compress` with the same system and config.
+
+  Args:
+    system, params: the decoding system (name and config digest must match the header).
+    data: the file's bytes (for layer "machine", everything after layer 0 may be missing).
+    layer: "machine" (SA-ICM's x_hat_m, from layer 0 only) or "human".
+
+  Returns:
+    float32 [H, W, 3] in [0, 1].
+
+  Raises:
+    BitstreamError: wrong system or config, a corrupt or truncated file, a missing layer.
+    ValueError: an unknown layer name.
+  """
+  from icmh_jax.models import coding
+  from icmh_jax.models.system import LAYERS, call_method
+  if layer not in LAYERS:
+    raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+  human = layer == "human" and system.has_additional
+  header, layers = container.read_container(
+      data, expect_system=system.name, expect_digest=config_digest(system),
+      need_layers=(0, 1) if human else (0,))
+  z_shape = _z_shape(header, system.config["pad_multiple"])
+  streams_m = container.unpack_streams(layers[0], STREAMS_PER_LAYER)
+  y_hat_m = coding.decompress_y(system.base, params["base"], streams_m, z_shape)
+  x_hat = call_method(system.base, params["base"], "synthesis", y_hat_m)
+  if human:
+    streams_a = container.unpack_streams(layers[1], STREAMS_PER_LAYER)
+    x_hat = system.decode_human(params["additional"], streams_a, z_shape, y_hat_m, x_hat)
+  top, _, left, _ = header.pad
+  x_hat = np.clip(np.asarray(x_hat, np.float32)[0], 0.0, 1.0)
+  return x_hat[top:top + header.height, left:left + header.width]
+
+
+def describe(data: bytes) -> dict:
+  """System, image size, bytes and bpp per layer of a `.icmh` file (no model needed).
+
+  Returns:
+    {"system", "height", "width", "file_bytes", "file_bpp", "layers": {"machine": {"bytes",
+    "bpp"}, "human": {...} or None when absent}}; bpp = 8 * bytes / (H * W).
+  """
+  header, layers = container.read_container(data, need_layers=(0,))
+  pixels = header.height * header.width
+  per_layer = {}
+  for i, name in container.LAYER_NAMES.items():
+    n = len(layers[i]) if i in layers else None
+    per_layer[name] = None if n is None else {"bytes": n, "bpp": 8.0 * n / pixels}
+  return {"system": header.system, "height": header.height, "width": header.width,
+          "pad": list(header.pad), "file_bytes": len(data), "file_bpp": 8.0 * len(data) / pixels,
+          "layers": per_layer}
