@@ -3,7 +3,7 @@
 Rebuilds the reference weights from the set's JSON rule, converts them with the key table,
 and compares: module unit tests, every stage teacher-forced (each stage fed the stored input,
 each slice fed the stored previous slices), the full forward end to end, symbols and indexes
-exactly (through the real range coder when `models.coding` is present), bpp, and the train-mode
+exactly (through the real range coder, and decoded back), bpp, and the train-mode
 loss / rates / aux loss / gradients with the stored noise. Everything is read from the JSON
 (N, M, slices, shapes), nothing is special-cased to one set. Runs at full float32 matmul precision.
 """
@@ -19,6 +19,7 @@ from icmh_jax.convert import tcm as convert_tcm
 from icmh_jax.entropy import gaussian
 from icmh_jax.golden.report import GoldenReport
 from icmh_jax.golden.tcm_units import check_units
+from icmh_jax.models import coding
 from icmh_jax.models.tcm import TCM
 
 RTOL = 1e-4
@@ -199,29 +200,17 @@ def _check_forward(report, model, params, npz, meta):
 
 
 def _check_symbols(report, model, params, npz, out):
-  """Integer symbols and indexes exactly; through the real coder when models.coding exists."""
-  try:
-    from icmh_jax.models import coding
-  except ImportError:
-    coding = None
-  if coding is not None:
-    x = jnp.asarray(nhwc(npz["fwd/x"]))
-    streams, shape, sym = coding.compress_latents(model, params, x, return_symbols=True)
-    y_hat = coding.decompress_latents(model, params, streams, shape)
-    report.exact("cmp/z_symbols", sym["z_symbols"], nhwc(npz["cmp/z_symbols"]))
-    report.exact("cmp/y_symbols", sym["y_symbols"], nhwc(npz["cmp/y_symbols"]))
-    report.exact("cmp/y_indexes", sym["y_indexes"], nhwc(npz["cmp/y_indexes"]))
-    report.close("dec/y_hat", y_hat, golden_y_hat(npz, model.num_slices), RTOL)
-    report.check("dec/y_hat_eq_forward", bool(np.array_equal(np.asarray(y_hat),
-                                                              np.asarray(out.y_hat))),
-                 "decompressed y_hat equals our eval forward's y_hat bit for bit")
-    return
-  med = params["entropy_bottleneck"]["quantiles"][:, 0, 1]
-  report.exact("fwd/z_symbols", jnp.round(out.z - med).astype(jnp.int32),
-               nhwc(npz["cmp/z_symbols"]))
-  y_sym = jnp.round(out.y - out.means).astype(jnp.int32)
-  report.exact("fwd/y_symbols", y_sym, nhwc(npz["cmp/y_symbols"]))
-  report.exact("fwd/y_indexes", gaussian.build_indexes(out.scales), nhwc(npz["cmp/y_indexes"]))
+  """Symbols and indexes of the real encoder exactly; the decoder gives back the forward's y_hat."""
+  x = jnp.asarray(nhwc(npz["fwd/x"]))
+  streams, shape, sym = coding.compress_latents(model, params, x, return_symbols=True)
+  y_hat = coding.decompress_latents(model, params, streams, shape)
+  report.exact("cmp/z_symbols", sym["z_symbols"], nhwc(npz["cmp/z_symbols"]))
+  report.exact("cmp/y_symbols", sym["y_symbols"], nhwc(npz["cmp/y_symbols"]))
+  report.exact("cmp/y_indexes", sym["y_indexes"], nhwc(npz["cmp/y_indexes"]))
+  report.close("dec/y_hat", y_hat, golden_y_hat(npz, model.num_slices), RTOL)
+  report.check("dec/y_hat_eq_forward", bool(np.array_equal(np.asarray(y_hat),
+                                                            np.asarray(out.y_hat))),
+               "decompressed y_hat equals our eval forward's y_hat bit for bit")
 
 
 def _check_train(report, model, params, npz, meta):
