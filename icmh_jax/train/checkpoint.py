@@ -109,10 +109,16 @@ def check_tree(params, like, path="params") -> None:
             for k in sorted(set(got) & set(want)) if got[k] != want[k]]
   if missing or unexpected or shapes:
     lines = [f"checkpoint {path} does not match the expected parameters:"]
-    lines += [f"  missing keys ({len(missing)}): {', '.join(missing)}"] if missing else []
-    lines += [f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}"] if unexpected else []
-    lines += [f"  shape mismatches ({len(shapes)}): {'; '.join(shapes)}"] if shapes else []
+    lines += [f"  missing keys ({len(missing)}): {_some(missing, ', ')}"] if missing else []
+    lines += [f"  unexpected keys ({len(unexpected)}): {_some(unexpected, ', ')}"] if unexpected else []
+    lines += [f"  shape mismatches ({len(shapes)}): {_some(shapes, '; ')}"] if shapes else []
     raise CheckpointError("\n".join(lines))
+
+
+def _some(items, sep, n=12):
+  """The first `n` items joined (a whole-model mismatch would otherwise print thousands)."""
+  more = f"{sep}... and {len(items) - n} more" if len(items) > n else ""
+  return sep.join(items[:n]) + more
 
 
 def _flat(d, prefix=""):

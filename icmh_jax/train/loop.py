@@ -73,7 +73,7 @@ def fresh_params(system, config):
       same = {k: config.model[k] for k in ("N_m", "M", "num_slices_m", "slice_width")
               if k in config.model}
       base, _ = checkpoint.load_params(config.base_checkpoint, {"model": same},
-                                       like=params["base"])
+                                       like={"base": params["base"]})
       params["base"] = base["base"]
   return params
 

@@ -76,3 +76,9 @@ def test_damaged_params_raise_checkpoint_error(tmp_path):
       os.remove(tmp_path / "p" / "params" / name)
   with pytest.raises(CheckpointError, match="unreadable"):
     checkpoint.load_params(tmp_path / "p")
+
+
+def test_long_key_lists_are_cut_with_a_count(tmp_path):
+  checkpoint.save_params(tmp_path / "p", {f"k{i:02d}": np.zeros(1) for i in range(30)}, META)
+  with pytest.raises(CheckpointError, match=r"unexpected keys \(30\): k00, .*k11, \.\.\. and 18 more"):
+    checkpoint.load_params(tmp_path / "p", like={"other": np.zeros(1)})

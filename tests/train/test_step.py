@@ -90,3 +90,20 @@ def test_one_and_four_devices_give_same_update():
     assert math.isclose(a, b, rel_tol=1e-5), (res["losses_1"], res["losses_4"])
   assert res["max_param_rel_diff"] <= 1e-5
   assert res["param_change"] > 0  # the update did move the parameters
+
+
+def test_bfloat16_compute_keeps_float32_params_and_close_loss():
+  sys.path.insert(0, str(HERE))
+  from toy_system import ToySystem
+  system = ToySystem()
+  x = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+  results = {}
+  for dtype in ("float32", "bfloat16"):
+    config = toy_config()
+    config.compute_dtype = dtype
+    train = step.make_train_step(step.make_mesh(jax.devices()[:1]), system=system, config=config)
+    state, metrics = train(_state(system, config), {"image": x}, jax.random.key(1))
+    results[dtype] = (float(metrics["loss"]), state)
+  (l32, _), (l16, s16) = results["float32"], results["bfloat16"]
+  assert l16 != l32 and math.isclose(l16, l32, rel_tol=3e-2)
+  assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(s16.params))

@@ -11,12 +11,12 @@ import sys
 sys.path[:0] = [str(pathlib.Path(__file__).resolve().parent), str(pathlib.Path(__file__).resolve().parents[2])]
 from toy_system import ToySystem  # noqa: E402
 
-from configs import tcm  # noqa: E402
+from configs import sa_icm  # noqa: E402
 from icmh_jax.train import loop, metrics_writer  # noqa: E402
 
 
 def toy_run_config(data_dir, total_steps):
-  c = tcm.get_config("tiny")
+  c = sa_icm.get_config("tiny")  # mask "edges": the edge maps flow through the loss
   c.data.dir, c.data.crop, c.data.batch_size = data_dir, 32, 2
   c.optim.lr = 1e-2
   c.schedule.total_steps, c.schedule.milestones = total_steps, (total_steps - 2,)
