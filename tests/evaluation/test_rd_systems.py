@@ -1,5 +1,9 @@
 """End to end: tiny random-weight ICMH systems saved as checkpoints, evaluated on two bundled
-photos through `rd.run_from_config` (the evaluate.py path) with real `.icmh` files."""
+photos through `rd.run_from_config` (the evaluate.py path) with real `.icmh` files.
+
+Slow: building and compiling two tiny systems (init, forward, compress, decompress) takes 2-5
+minutes on the 2-core CI box; the bookkeeping itself is covered fast by test_rd_fake.py.
+"""
 
 import csv
 import json
@@ -16,6 +20,8 @@ from icmh_jax.evaluation import images as images_lib  # noqa: E402
 from icmh_jax.evaluation import rd, tables  # noqa: E402
 from icmh_jax.models import registry  # noqa: E402
 from icmh_jax.train.checkpoint import save_params  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 SYSTEMS = ("icmh_ff", "fr_icmh")
 LAMS = (0.005, 0.05)
