@@ -75,6 +75,18 @@ def machine_info() -> dict[str, Any]:
               versions=versions)
 
 
+def busy_note(machine: dict[str, Any]) -> str | None:
+  """A warning when the 1-minute load exceeds half the usable cores (timings then run 3-10x
+  slow on a shared box: DESIGN.md measures on an idle machine), else None."""
+  load, cores = machine["load_avg"][0], machine.get("usable_cores") or machine["cores"]
+  if load > 0.5 * cores:
+    return (f"machine busy (load {load:.2f} on {cores} usable cores): timings are not "
+            f"representative; rerun on an idle machine")
+  return None
+
+
 def report(target: str, results: dict[str, Any]) -> dict[str, Any]:
-  """The JSON document a benchmark prints: target, machine, results."""
-  return dict(benchmark=target, machine=machine_info(), results=results)
+  """The JSON document a benchmark prints: target, machine, results, notes (e.g. busy machine)."""
+  machine = machine_info()
+  notes = [n for n in (busy_note(machine),) if n]
+  return dict(benchmark=target, machine=machine, results=results, notes=notes)

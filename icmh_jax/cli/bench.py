@@ -6,6 +6,7 @@ Each target module `icmh_jax.benchmarks.<target>` defines `HELP`, `add_arguments
 
 import importlib
 import json
+import sys
 
 from icmh_jax.benchmarks import harness
 
@@ -41,4 +42,6 @@ def run(args) -> int:
     print("  versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     for key, value in doc["results"].items():
       print(f"  {key}: {value}")
+  for note in doc["notes"]:
+    print(f"icmh bench: note: {note}", file=sys.stderr)
   return 0

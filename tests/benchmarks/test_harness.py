@@ -1,0 +1,29 @@
+"""The bench harness: median of the timed runs, first call apart, busy-machine note."""
+
+import json
+
+import pytest
+
+from icmh_jax.benchmarks import harness
+
+
+def test_measure_reports_the_median_of_the_timed_runs_and_times_the_first_call_apart():
+  calls = []
+  t = harness.measure("f", lambda: calls.append(1), repeats=3, warmup=2)
+  assert len(calls) == 5 and len(t.runs_s) == 3 and t.first_call_s is not None
+  assert t.median_s == sorted(t.runs_s)[1]
+  with pytest.raises(ValueError, match="repeats must be >= 1"):
+    harness.measure("f", lambda: None, repeats=0)
+
+
+@pytest.mark.parametrize("load, note", [(0.9, False), (1.5, True)])
+def test_busy_note_above_half_the_usable_cores(load, note):
+  machine = dict(load_avg=(load, 0, 0), cores=8, usable_cores=2)
+  assert (harness.busy_note(machine) is not None) == note
+
+
+def test_report_is_json_with_machine_versions_and_notes():
+  doc = json.loads(json.dumps(harness.report("x", {"a": 1.0})))
+  assert doc["benchmark"] == "x" and doc["results"] == {"a": 1.0}
+  assert doc["machine"]["versions"]["jax"] and doc["machine"]["usable_cores"] >= 1
+  assert isinstance(doc["notes"], list)
