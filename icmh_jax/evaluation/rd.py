@@ -96,15 +96,6 @@ def load_entries(paths):
   return entries
 
 
-def pad_image(x, multiple):
-  """Zero-pads [H, W, 3] to multiples of `multiple`, the extra split as LIC-TCM's eval does
-  (floor half left/top, the rest right/bottom). Returns (padded, (top, left))."""
-  h, w = x.shape[:2]
-  ph, pw = -h % multiple, -w % multiple
-  top, left = ph // 2, pw // 2
-  return np.pad(x, ((top, ph - top), (left, pw - left), (0, 0))), (top, left)
-
-
 def estimated_bits(likelihoods):
   """−Σ log2 p over the arrays of one layer's likelihood dict (empty dict: 0)."""
   return float(sum(-np.sum(np.log2(np.asarray(v, np.float64))) for v in likelihoods.values()))
@@ -123,13 +114,14 @@ class _Measure:
     self.min_side = (metrics.WIN_SIZE - 1) * 2 ** (len(metrics.MS_SSIM_WEIGHTS) - 1)
 
   def forward(self, system, params, x):
+    """Eval forward of x [1, H, W, 3] (padded)."""
     # Keyed by name and config, so entries that differ only in params (λ) share one compile.
     key = (system.name, json.dumps(system.config, sort_keys=True, default=str))
     fn = self._forward.get(key)
     if fn is None:
       fn = self._jax.jit(lambda p, v: system.apply(p, v, train=False))
       self._forward[key] = fn
-    return fn(params, x[None])
+    return fn(params, x)
 
 
 def measure_image(entry, image, measure, bitstream_path=None):
@@ -149,7 +141,8 @@ def measure_image(entry, image, measure, bitstream_path=None):
   x_hat_m = system.decompress(params, data[:b_m], layer="machine")
   x_hat = system.decompress(params, data, layer="human") if system.has_additional else x_hat_m
 
-  padded, (top, left) = pad_image(x, system.config["pad_multiple"])
+  from icmh_jax.models.coding import pad_image
+  padded, (top, _, left, _) = pad_image(x[None], system.config["pad_multiple"])  # as compress
   out = measure.forward(system, params, padded)
   est = {k: estimated_bits(out.likelihoods[k]) / (h * w) for k in ("machine", "human")}
   fwd = np.clip(np.asarray(out.x_hat[0, top:top + h, left:left + w]), 0, 1)
