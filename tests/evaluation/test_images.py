@@ -40,3 +40,27 @@ def test_bad_data_arguments_raise_clear_errors(tmp_path):
     images.from_folder(tmp_path)
   with pytest.raises(ConfigError, match="edges='sam'"):
     images.from_folder(tmp_path, edges="sam")
+
+
+def test_coco_val_reads_images_and_their_edge_maps_from_the_dataset(tmp_path):
+  import io
+  from icmh_jax.data import sam_edges
+  rng = np.random.default_rng(0)
+  examples = []
+  for k in range(2):
+    image = rng.integers(0, 256, (20 + k, 30, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    examples.append(dict(image_id=f"{k:012d}", image_bytes=buf.getvalue(),
+                         edges=rng.uniform(size=image.shape[:2]) < 0.3, image=image))
+  sam_edges.write_split(tmp_path, "coco_sam_edges", "validation",
+                        [{k: e[k] for k in ("image_id", "image_bytes", "edges")} for e in examples],
+                        progress=False)
+  got = images.load_images("coco_val", data_dir=str(tmp_path))
+  assert [g.name for g in got] == ["000000000000", "000000000001"]
+  for g, e in zip(got, examples):
+    np.testing.assert_array_equal(g.x, e["image"].astype(np.float32) / 255)
+    np.testing.assert_array_equal(g.edges, e["edges"])
+    assert g.edge_source == "dataset:coco_sam_edges"
+  with pytest.raises(ConfigError, match="cannot open coco_sam_edges/test"):
+    images.load_images("coco_val", data_dir=str(tmp_path), split="test")
