@@ -127,6 +127,7 @@ class _Measure:
 def measure_image(entry, image, measure, bitstream_path=None):
   """One row of the per-image table (see module docstring) for `entry` on `image`."""
   from icmh_jax.entropy.container import read_container, write_container
+  from icmh_jax.models.coding import pad_image
   system, params, x = entry.system, entry.params, image.x
   h, w = x.shape[:2]
   data = system.compress(params, x)
@@ -141,7 +142,6 @@ def measure_image(entry, image, measure, bitstream_path=None):
   x_hat_m = system.decompress(params, data[:b_m], layer="machine")
   x_hat = system.decompress(params, data, layer="human") if system.has_additional else x_hat_m
 
-  from icmh_jax.models.coding import pad_image
   padded, (top, _, left, _) = pad_image(x[None], system.config["pad_multiple"])  # as compress
   out = measure.forward(system, params, padded)
   est = {k: estimated_bits(out.likelihoods[k]) / (h * w) for k in ("machine", "human")}
