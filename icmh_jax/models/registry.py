@@ -90,6 +90,8 @@ def resolve_config(model_config=None) -> dict[str, Any]:
     if int(c[key]) <= 0:
       raise ConfigError(f"{key}={c[key]!r} must be a positive integer")
     c[key] = int(c[key])
+  if c["pad_multiple"] % 64:
+    raise ConfigError(f"pad_multiple={c['pad_multiple']} must be a multiple of 64 (x -> z stride)")
   if c["num_slices_m"] * c["slice_width"] != c["M"]:
     raise ConfigError(f"M={c['M']} must equal num_slices_m * slice_width = "
                       f"{c['num_slices_m']} * {c['slice_width']}")

@@ -1,0 +1,110 @@
+"""The four systems end to end on a real photo: tiny configs, random (Flax-init) weights."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import skimage.data
+
+from icmh_jax.entropy import container
+from icmh_jax.errors import BitstreamError
+from icmh_jax.models import registry
+
+TINY = dict(N_m=32, N=32, M=128, num_slices_m=2, num_slices_a=1, depths=(1,) * 6,
+            head_dims=(16,) * 6, inter_dim=32, cc_hidden=(32, 32), z_channels=32)
+HUMAN = ("icmh_ff", "fr_icmh", "pr_icmh")
+H, W, TOP, LEFT = 100, 120, 14, 4  # padded to 128 x 128: floor(pad / 2) top / left
+
+
+@pytest.fixture(scope="module")
+def photo():
+  return skimage.data.astronaut()[::2, ::2][20:20 + H, 80:80 + W].astype(np.float32) / 255
+
+
+@pytest.fixture(scope="module")
+def base_params():
+  return registry.get_system("sa_icm", TINY).init(jax.random.key(0), (1, 64, 64, 3))["base"]
+
+
+_CACHE = {}
+
+
+def system_and_params(name, base_params):
+  """One system per name, its base = the shared SA-ICM params (the frozen machine codec)."""
+  if name not in _CACHE:
+    system = registry.get_system(name, TINY)
+    params = {"base": base_params}
+    if system.has_additional:
+      params["additional"] = system.init(jax.random.key(1), (1, 64, 64, 3))["additional"]
+    _CACHE[name] = system, params
+  return _CACHE[name]
+
+
+def _bytes_estimate(likelihoods) -> float:
+  return -sum(float(jnp.sum(jnp.log2(v))) for v in likelihoods.values()) / 8
+
+
+@pytest.mark.parametrize("name", ("sa_icm",) + HUMAN)
+def test_decode_equals_eval_forward_and_bytes_match_estimate(name, photo, base_params):
+  system, params = system_and_params(name, base_params)
+  data = system.compress(params, photo)
+  x = np.pad(photo, ((TOP, 128 - H - TOP), (LEFT, 128 - W - LEFT), (0, 0)))[None]
+  out = jax.jit(lambda p, v: system.apply(p, v, train=False))(params, x)
+  crop = lambda a: np.clip(np.asarray(a)[0, TOP:TOP + H, LEFT:LEFT + W], 0, 1)
+  x_human = system.decompress(params, data, layer="human")
+  x_machine = system.decompress(params, data, layer="machine")
+  assert x_human.shape == x_machine.shape == (H, W, 3)
+  np.testing.assert_allclose(x_human, crop(out.x_hat), rtol=0, atol=1e-5)
+  np.testing.assert_allclose(x_machine, crop(out.x_hat_m), rtol=0, atol=1e-5)
+  _, layers = container.read_container(data, need_layers=())
+  for i, layer in ((0, "machine"), (1, "human")):
+    if not out.likelihoods[layer]:
+      assert i not in layers
+      continue
+    est = _bytes_estimate(out.likelihoods[layer])
+    assert 0.5 * est <= len(layers[i]) <= est * 1.005 + 64, (layer, len(layers[i]), est)
+
+
+@pytest.mark.parametrize("name", HUMAN)
+def test_machine_layer_decodes_from_file_cut_after_layer_0(name, photo, base_params):
+  system, params = system_and_params(name, base_params)
+  machine_only, _ = system_and_params("sa_icm", base_params)
+  data = system.compress(params, photo)
+  header, layers = container.read_container(data, need_layers=(0, 1))
+  cut = data[:len(data) - len(layers[1]) - 9]  # drop layer 1 and its 9-byte layer header
+  x_cut = system.decompress(params, cut, layer="machine")
+  np.testing.assert_array_equal(x_cut, system.decompress(params, data, layer="machine"))
+  # Layer 0 is SA-ICM's own stream: bit-identical to the machine-only system's file.
+  sa_data = machine_only.compress(params, photo)
+  _, sa_layers = container.read_container(sa_data)
+  assert sa_layers[0] == layers[0]
+  np.testing.assert_array_equal(x_cut, machine_only.decompress({"base": base_params}, sa_data))
+  with pytest.raises(BitstreamError, match="human layer missing"):
+    system.decompress(params, cut, layer="human")
+
+
+@pytest.mark.parametrize("name", HUMAN)
+def test_base_params_get_no_gradient(name, base_params):
+  system, params = system_and_params(name, base_params)
+  x = jnp.asarray(np.random.default_rng(0).uniform(size=(1, 64, 64, 3)), jnp.float32)
+
+  def loss(p_base):
+    out = system.apply({**params, "base": p_base}, x, train=True, rng=jax.random.key(2))
+    bpp = sum(jnp.sum(jnp.log(l)) for l in out.likelihoods[system.trained_layer].values())
+    return -bpp / (np.log(2) * 64 * 64) + 0.01 * 255 ** 2 * jnp.mean((x - out.x_hat) ** 2)
+
+  # Without the stop_gradient the loss depends on the base through y_hat_m / x_hat_m.
+  grads = jax.tree_util.tree_leaves(jax.jit(jax.grad(loss))(base_params))
+  assert len(grads) == len(jax.tree_util.tree_leaves(base_params))
+  assert all(np.all(np.asarray(g) == 0) for g in grads)
+  assert system.trainable_key() == "additional"
+
+
+def test_decoder_with_another_config_is_refused(photo, base_params):
+  system, params = system_and_params("fr_icmh", base_params)
+  data = system.compress(params, photo)
+  other = registry.get_system("fr_icmh", {**TINY, "residual_context": "machine"})
+  with pytest.raises(BitstreamError, match="another 'fr_icmh' config"):
+    other.decompress(params, data)
+  with pytest.raises(BitstreamError, match="written by system 'fr_icmh', not 'icmh_ff'"):
+    registry.get_system("icmh_ff", TINY).decompress(params, data)
