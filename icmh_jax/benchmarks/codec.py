@@ -18,6 +18,10 @@ def add_arguments(p):
   p.add_argument("--size", default="512x768", help="HxW of the test image")
   p.add_argument("--checkpoint", default=None, help="params directory (else random init)")
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--torch-reference", metavar="DIR", default=None,
+                 help="also time the PyTorch LIC-TCM checkout at DIR on the same image")
+  p.add_argument("--torch-threads", type=int, default=None,
+                 help="torch CPU threads for --torch-reference (default: every usable core)")
 
 
 def _parse_size(text: str) -> tuple[int, int]:
@@ -32,6 +36,10 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def run(args) -> dict:
+  h, w = _parse_size(args.size)
+  if args.torch_reference:  # fail before the long JAX timing when torch or the checkout is missing
+    from icmh_jax.benchmarks import torch_reference
+    torch_reference.load_reference(args.torch_reference)
   import jax
   import jax.numpy as jnp
   import numpy as np
@@ -42,7 +50,6 @@ def run(args) -> dict:
   from icmh_jax.models import coding
   from icmh_jax.models.tcm import TCM
 
-  h, w = _parse_size(args.size)
   model = TCM(N=args.N, M=args.M, num_slices=args.slices)
   if args.checkpoint:
     from icmh_jax.train.checkpoint import load_params
@@ -65,10 +72,18 @@ def run(args) -> dict:
   dec = harness.measure("decode", decode, repeats=args.repeats)
   n_bytes = sum(len(s) for s in state["streams"])
   mse = float(np.mean((state["x_hat"] - image) ** 2))
-  return dict(model=args.model, N=args.N, M=args.M, slices=args.slices, size=f"{h}x{w}",
-              weights=args.checkpoint or f"random init (seed {args.seed})",
-              encode_s=round(enc.median_s, 3), decode_s=round(dec.median_s, 3),
-              encode_first_s=round(enc.first_call_s or 0.0, 2),
-              decode_first_s=round(dec.first_call_s or 0.0, 2),
-              bytes=n_bytes, bpp=round(8 * n_bytes / (h * w), 4),
-              psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2))
+  results = dict(model=args.model, N=args.N, M=args.M, slices=args.slices, size=f"{h}x{w}",
+                 weights=args.checkpoint or f"random init (seed {args.seed})",
+                 encode_s=round(enc.median_s, 3), decode_s=round(dec.median_s, 3),
+                 encode_first_s=round(enc.first_call_s or 0.0, 2),
+                 decode_first_s=round(dec.first_call_s or 0.0, 2),
+                 bytes=n_bytes, bpp=round(8 * n_bytes / (h * w), 4),
+                 psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2))
+  if args.torch_reference:
+    ref = torch_reference.time_codec(args.torch_reference, args.N, args.M, h, w, args.repeats,
+                                     args.torch_threads, image=image, num_slices=args.slices,
+                                     seed=args.seed)
+    results.update({f"torch_{k}": v for k, v in ref.items()})
+    results["speedup_encode"] = torch_reference.speedup(ref["encode_s"], enc.median_s)
+    results["speedup_decode"] = torch_reference.speedup(ref["decode_s"], dec.median_s)
+  return results

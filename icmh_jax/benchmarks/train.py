@@ -17,6 +17,10 @@ def add_arguments(p):
   p.add_argument("--batch", type=int, default=8, help="global batch size")
   p.add_argument("--crop", type=int, default=256, help="square crop side")
   p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
+  p.add_argument("--torch-reference", metavar="DIR", default=None,
+                 help="also time the PyTorch LIC-TCM checkout at DIR on the same batch (tcm only)")
+  p.add_argument("--torch-threads", type=int, default=None,
+                 help="torch CPU threads for --torch-reference (default: every usable core)")
 
 
 def load_config(spec: str):
@@ -48,14 +52,28 @@ def _config(args):
   return config
 
 
+def _torch_reference_knobs(args, config) -> dict | None:
+  """The reference TCM's sizes and loss knobs for --torch-reference (checked before JAX runs)."""
+  if not args.torch_reference:
+    return None
+  from icmh_jax.benchmarks import torch_reference
+  from icmh_jax.errors import ConfigError
+  if config.system != "tcm":
+    raise ConfigError(f"--torch-reference times LIC-TCM only (system tcm), got {config.system!r}")
+  torch_reference.load_reference(args.torch_reference)
+  return dict(N=config.model["N_m"], M=config.model["M"], num_slices=config.model["num_slices_m"],
+              lam=config.loss.lam, clip_norm=config.optim.clip_norm)
+
+
 def run(args) -> dict:
+  config = _config(args)
+  torch_knobs = _torch_reference_knobs(args, config)
   import jax
   import numpy as np
   from icmh_jax.benchmarks import harness
   from icmh_jax.models import registry
   from icmh_jax.train import loop, optim, step as step_lib
 
-  config = _config(args)
   system = registry.get_system(config.system, config.model)
   mesh = step_lib.make_mesh()
   params = loop.fresh_params(system, config)
@@ -74,7 +92,15 @@ def run(args) -> dict:
     harness.block(metrics)
 
   t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
-  return dict(system=config.system, model=dict(config.model), batch=args.batch, crop=args.crop,
-              compute_dtype=config.get("compute_dtype", "float32"), devices=jax.device_count(),
-              compile_and_first_step_s=t.first_call_s, step_s=t.median_s, runs_s=t.runs_s,
-              images_per_s=args.batch / t.median_s)
+  results = dict(system=config.system, model=dict(config.model), batch=args.batch,
+                 crop=args.crop, compute_dtype=config.get("compute_dtype", "float32"),
+                 devices=jax.device_count(), compile_and_first_step_s=t.first_call_s,
+                 step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s)
+  if torch_knobs:
+    from icmh_jax.benchmarks import torch_reference
+    ref = torch_reference.time_train_step(args.torch_reference, batch=args.batch, crop=args.crop,
+                                          repeats=args.repeats, threads=args.torch_threads,
+                                          **torch_knobs)
+    results.update({f"torch_{k}": v for k, v in ref.items()})
+    results["speedup"] = torch_reference.speedup(ref["step_s"], t.median_s)
+  return results

@@ -1,0 +1,208 @@
+"""Side-by-side timings of the PyTorch LIC-TCM reference, for `icmh bench codec|train
+--torch-reference DIR`.
+
+DIR is a local checkout of github:jmliu206/LIC_TCM (its `models/tcm.py` defines `TCM`); it needs
+torch (our optional `.[torch]` extra), compressai, timm and einops. Nothing of the reference is
+copied here: we import it from DIR and time it on the shapes our benchmarks use, through the same
+harness (`harness.measure`: first call apart, median of `repeats`). torch runs on `threads` CPU
+threads, by default every core this process may use (`os.sched_getaffinity`), as XLA does.
+Random weights are fine for timing: the coded size differs, the work per pixel does not.
+"""
+
+import contextlib
+import importlib
+import os
+import pathlib
+import sys
+
+import numpy as np
+
+from icmh_jax.benchmarks import harness
+from icmh_jax.errors import ConfigError, IcmhError
+
+# The reference's hyper-analysis runs 4x4 windows at 1/32 scale, so sides must be multiples of 128,
+# and its Ch-ARM's 8x8 windows break when a side of y (1/16 scale) is <= 8, so sides must be >= 256.
+_MULTIPLE, _MIN_SIDE = 128, 256
+LAM = 0.013  # LIC-TCM's middle rate; the value does not change the step time
+_INSTALL = {"torch": "pip install torch==2.13.0 (the project's .[torch] extra)",
+            "compressai": "pip install compressai==1.2.8", "timm": "pip install timm",
+            "einops": "pip install einops"}
+
+
+def default_threads() -> int:
+  """CPU cores this process may run on (what torch gets unless told otherwise)."""
+  if hasattr(os, "sched_getaffinity"):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count() or 1
+
+
+def load_reference(directory):
+  """Imports `models.tcm.TCM` from a LIC_TCM checkout at `directory` (added to sys.path).
+
+  Returns:
+    The reference's `TCM` class (a torch module with forward / compress / decompress / update).
+  Raises:
+    IcmhError: torch or a library the reference imports is missing, or `directory` is not a
+      checkout (no models/tcm.py).
+  """
+  root = pathlib.Path(directory).expanduser().resolve()
+  if not (root / "models" / "tcm.py").is_file():
+    raise IcmhError(f"--torch-reference {directory!r} is not a LIC_TCM checkout: "
+                    f"{root / 'models' / 'tcm.py'} does not exist")
+  try:
+    import torch  # noqa: F401  (lazy: torch is an optional extra)
+  except ImportError as e:
+    raise IcmhError(f"--torch-reference needs torch, which cannot be imported ({e}); "
+                    f"{_INSTALL['torch']}") from e
+  # A `models` package imported earlier from elsewhere (another checkout) would shadow this one.
+  for name in [n for n in sys.modules if n == "models" or n.startswith("models.")]:
+    origin = getattr(sys.modules[name], "__file__", None) or ""
+    if not origin.startswith(str(root) + os.sep):
+      del sys.modules[name]
+  if str(root) not in sys.path:
+    sys.path.insert(0, str(root))
+  try:
+    module = importlib.import_module("models.tcm")
+  except ImportError as e:
+    missing = (getattr(e, "name", None) or "").split(".")[0]
+    hint = _INSTALL.get(missing, "install the reference's requirements")
+    raise IcmhError(f"the LIC_TCM reference at {root} cannot be imported ({e}); {hint}") from e
+  if not hasattr(module, "TCM"):
+    raise IcmhError(f"{root / 'models' / 'tcm.py'} defines no TCM class")
+  return module.TCM
+
+
+def astronaut(height: int, width: int) -> np.ndarray:
+  """The benchmark photo: skimage's astronaut resized (bicubic) to [height, width, 3] in [0, 1]."""
+  from PIL import Image
+  from skimage import data
+  u8 = np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.BICUBIC))
+  return u8.astype(np.float32) / np.float32(255)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads):
+  import torch
+  threads = default_threads() if threads is None else int(threads)
+  if threads < 1:
+    raise ConfigError(f"--torch-threads must be >= 1, got {threads}")
+  before = torch.get_num_threads()
+  torch.set_num_threads(threads)
+  try:
+    yield threads
+  finally:
+    torch.set_num_threads(before)
+
+
+def _to_nchw(image: np.ndarray):
+  """[H, W, 3] in [0, 1] -> [1, 3, H', W'] zero-padded (centred, as LIC_TCM eval.py) to x128."""
+  import torch
+  import torch.nn.functional as F
+  h, w, _ = image.shape
+  x = torch.from_numpy(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
+  ph, pw = -h % _MULTIPLE, -w % _MULTIPLE
+  return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
+
+
+def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
+               threads: int | None = None, *, image: np.ndarray | None = None,
+               num_slices: int = 5, seed: int = 0) -> dict:
+  """Times the reference's `compress` and `decompress` on one image (random init, seed `seed`).
+
+  Args:
+    directory: LIC_TCM checkout.
+    N, M, num_slices: the reference TCM's widths.
+    height, width: image size; `image` ([height, width, 3] float in [0, 1]) defaults to the
+      astronaut photo `icmh bench codec` codes.
+    repeats: timed runs per direction (median reported; the first call is timed apart).
+    threads: torch CPU threads (default: every usable core).
+  Returns:
+    dict(encode_s, decode_s, encode_first_s, decode_first_s, bytes, threads).
+  """
+  import torch
+  TCM = load_reference(directory)
+  if image is None:
+    image = astronaut(height, width)
+  if max(height, width) <= 0 or min(-(-height // _MULTIPLE), -(-width // _MULTIPLE)) < 2:
+    raise ConfigError(f"the reference codes images of at least {_MIN_SIDE}x{_MIN_SIDE} (after "
+                      f"padding to multiples of {_MULTIPLE}), got {height}x{width}")
+  if image.shape != (height, width, 3):
+    raise ConfigError(f"image must be [{height}, {width}, 3], got {list(image.shape)}")
+  with _torch_threads(threads) as n_threads, torch.no_grad():
+    torch.manual_seed(seed)
+    net = TCM(N=N, M=M, num_slices=num_slices).eval()
+    net.update(force=True)  # CDF tables for the range coder
+    x = _to_nchw(image)
+    state = {}
+
+    def encode():
+      state["out"] = net.compress(x)
+
+    def decode():
+      state["x_hat"] = net.decompress(state["out"]["strings"], state["out"]["shape"])
+
+    enc = harness.measure("torch_encode", encode, repeats=repeats)
+    dec = harness.measure("torch_decode", decode, repeats=repeats)
+  n_bytes = sum(len(s) for group in state["out"]["strings"] for s in group)
+  return dict(encode_s=round(enc.median_s, 3), decode_s=round(dec.median_s, 3),
+              encode_first_s=round(enc.first_call_s or 0.0, 2),
+              decode_first_s=round(dec.first_call_s or 0.0, 2), bytes=n_bytes, threads=n_threads)
+
+
+def _rd_loss(out, x, lam: float):
+  """LIC_TCM train.py's MSE rate-distortion loss: bits per pixel + lam * 255² * mse."""
+  import torch
+  b, _, h, w = x.shape
+  bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-np.log(2) * b * h * w)
+  return bpp + lam * 255 ** 2 * torch.mean((out["x_hat"] - x) ** 2)
+
+
+def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
+                    threads: int | None = None, *, M: int = 320, num_slices: int = 5,
+                    lam: float = LAM, clip_norm: float = 1.0, seed: int = 0) -> dict:
+  """Times one reference training step as LIC_TCM train.py takes it.
+
+  The step: forward, rate-distortion loss backward, gradient clipping at `clip_norm`, Adam on
+  every parameter but the factorized prior's `quantiles`, then the aux loss backward and its own
+  Adam step on the `quantiles`. The batch is the one `icmh bench train` uses (uniform uint8
+  pixels from numpy's default_rng(0)), [batch, 3, crop, crop] in [0, 1].
+
+  Returns:
+    dict(step_s, first_step_s, runs_s, images_per_s, threads).
+  """
+  import torch
+  TCM = load_reference(directory)
+  if batch < 1 or crop < _MIN_SIDE or crop % _MULTIPLE:
+    raise ConfigError(f"the reference needs batch >= 1 and crop a positive multiple of "
+                      f"{_MULTIPLE} >= {_MIN_SIDE}, got batch {batch}, crop {crop}")
+  with _torch_threads(threads) as n_threads:
+    torch.manual_seed(seed)
+    net = TCM(N=N, M=M, num_slices=num_slices).train()
+    named = dict(net.named_parameters())
+    main = [p for n, p in sorted(named.items()) if not n.endswith(".quantiles")]
+    aux = [p for n, p in sorted(named.items()) if n.endswith(".quantiles")]
+    optimizer = torch.optim.Adam(main, lr=1e-4)
+    aux_optimizer = torch.optim.Adam(aux, lr=1e-3) if aux else None
+    u8 = np.random.default_rng(0).integers(0, 256, (batch, crop, crop, 3), dtype=np.uint8)
+    x = torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(255).contiguous()
+
+    def one():
+      optimizer.zero_grad()
+      if aux_optimizer is not None:
+        aux_optimizer.zero_grad()
+      _rd_loss(net(x), x, lam).backward()
+      torch.nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
+      optimizer.step()
+      if aux_optimizer is not None:
+        net.aux_loss().backward()
+        aux_optimizer.step()
+
+    t = harness.measure("torch_train_step", one, repeats=repeats, warmup=1)
+  return dict(step_s=round(t.median_s, 3), first_step_s=round(t.first_call_s or 0.0, 2),
+              runs_s=[round(r, 3) for r in t.runs_s], images_per_s=round(batch / t.median_s, 3),
+              threads=n_threads)
+
+
+def speedup(torch_s: float, jax_s: float) -> float:
+  """How many times faster JAX is: torch seconds / JAX seconds (> 1 means JAX is faster)."""
+  return round(torch_s / jax_s, 2) if jax_s > 0 else float("inf")
