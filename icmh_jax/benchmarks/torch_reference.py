@@ -61,6 +61,7 @@ def load_reference(directory):
       del sys.modules[name]
   if str(root) not in sys.path:
     sys.path.insert(0, str(root))
+  importlib.invalidate_caches()
   try:
     module = importlib.import_module("models.tcm")
   except ImportError as e:
@@ -121,11 +122,11 @@ def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
   """
   import torch
   TCM = load_reference(directory)
-  if image is None:
-    image = astronaut(height, width)
-  if max(height, width) <= 0 or min(-(-height // _MULTIPLE), -(-width // _MULTIPLE)) < 2:
+  if min(-(-height // _MULTIPLE), -(-width // _MULTIPLE)) < _MIN_SIDE // _MULTIPLE:
     raise ConfigError(f"the reference codes images of at least {_MIN_SIDE}x{_MIN_SIDE} (after "
                       f"padding to multiples of {_MULTIPLE}), got {height}x{width}")
+  if image is None:
+    image = astronaut(height, width)
   if image.shape != (height, width, 3):
     raise ConfigError(f"image must be [{height}, {width}, 3], got {list(image.shape)}")
   with _torch_threads(threads) as n_threads, torch.no_grad():
@@ -198,9 +199,8 @@ def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
         aux_optimizer.step()
 
     t = harness.measure("torch_train_step", one, repeats=repeats, warmup=1)
-  return dict(step_s=round(t.median_s, 3), first_step_s=round(t.first_call_s or 0.0, 2),
-              runs_s=[round(r, 3) for r in t.runs_s], images_per_s=round(batch / t.median_s, 3),
-              threads=n_threads)
+  return dict(step_s=t.median_s, first_step_s=t.first_call_s, runs_s=t.runs_s,
+              images_per_s=batch / t.median_s, threads=n_threads)
 
 
 def speedup(torch_s: float, jax_s: float) -> float:
