@@ -76,7 +76,7 @@ def shrink(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.data.crop, c.data.batch_size = 128, 2
   c.schedule.total_steps, c.schedule.milestones = 300, (250,)
   c.log_every, c.ckpt_every, c.eval_every = 10, 100, 100
-  c.eval.num_batches = 2
+  c.eval.num_batches, c.eval.compress_images = 2, 1
   if c.base_checkpoint:  # tiny human layers sit on a tiny SA-ICM (configs/sa_icm.py:tiny)
     c.base_checkpoint += "_tiny"
   return c
@@ -94,11 +94,11 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.loss = dict(lam=0.01, mask="none")  # loss = R + lam * 255**2 * mse(m * x, m * x_hat)
   c.data = dict(name="bundled", dir="", crop=256, batch_size=8, mask_source="canny",
-                shuffle_seed=0, num_workers=0)
+                shuffle_seed=0)
   c.optim = dict(lr=1e-4, aux_lr=1e-3, clip_norm=1.0)
   c.schedule = dict(total_steps=600_000, milestones=(450_000, 550_000), gamma=0.1)
   c.log_every, c.ckpt_every, c.eval_every = 100, 5_000, 50_000
-  c.eval = dict(num_batches=8, compress_images=0)  # compress_images: real bitstreams per eval
+  c.eval = dict(num_batches=8, compress_images=2)  # compress_images: real .icmh files per eval
   c.keep_ckpts = 3  # the newest n; the best by validation loss is kept besides
   c.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
   c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
