@@ -31,7 +31,9 @@ def run(args) -> int:
   print(f"{args.file}: system {info['system']}, image {info['width']}x{info['height']}, "
         f"{info['file_bytes']} bytes, {info['file_bpp']:.4f} bpp")
   for layer, d in info["layers"].items():
-    if d is None:
+    if d is None and info["has_human_layer"] is False:
+      print(f"  {layer:<8} none ({info['system']} writes the machine layer only)")
+    elif d is None:
       print(f"  {layer:<8} missing (file cut after the machine layer)")
     else:
       print(f"  {layer:<8} {d['bytes']:>10} bytes  {d['bpp']:.4f} bpp")

@@ -50,6 +50,7 @@ DEFAULTS = dict(
     pad_multiple=128,
 )
 
+INIT_SHAPE = (1, 64, 64, 3)  # image shape `load_system` initialises with
 _CHOICES = dict(residual_context=("none", "machine"), fr_hyper_input=("residual", "y"))
 
 
@@ -117,18 +118,24 @@ def get_system(name: str, model_config=None):
   if name not in SYSTEMS:
     raise ConfigError(f"unknown system {name!r}; known: {', '.join(sorted(SYSTEMS))}")
   config = resolve_config(model_config)
-  # Imported here so that `import registry` (CLI --help, configs) does not pull in JAX.
+  return system_class(name)(name, config)
+
+
+def system_class(name: str):
+  """The `System` subclass of a registry name (imported on demand: no JAX for `--help`)."""
+  if name not in SYSTEMS:
+    raise ConfigError(f"unknown system {name!r}; known: {', '.join(sorted(SYSTEMS))}")
   if name in ("tcm", "sa_icm"):
     from icmh_jax.models import sa_icm
-    return sa_icm.SAICM(name, config)
+    return sa_icm.SAICM
   if name == "icmh_ff":
     from icmh_jax.models import icmh_ff
-    return icmh_ff.ICMHFF(name, config)
+    return icmh_ff.ICMHFF
   if name == "fr_icmh":
     from icmh_jax.models import fr_icmh
-    return fr_icmh.FRICMH(name, config)
+    return fr_icmh.FRICMH
   from icmh_jax.models import pr_icmh
-  return pr_icmh.PRICMH(name, config)
+  return pr_icmh.PRICMH
 
 
 def load_system(checkpoint=None, *, name: str | None = None, model_config=None, seed: int = 0):
@@ -153,8 +160,8 @@ def load_system(checkpoint=None, *, name: str | None = None, model_config=None, 
       raise ConfigError("a random init needs a system name (e.g. --system fr_icmh)")
     system = get_system(name, model_config)
     import jax
-    pm = system.config["pad_multiple"]
-    return system, system.init(jax.random.key(seed), (1, pm, pm, 3))
+    # Parameter shapes do not depend on the image size; a small one keeps the init cheap.
+    return system, system.init(jax.random.key(seed), INIT_SHAPE)
   from icmh_jax.train.checkpoint import load_params
   params, meta = load_params(checkpoint)
   found = meta.get("system")

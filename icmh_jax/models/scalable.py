@@ -14,7 +14,7 @@ gets the human x_hat. tcm / sa_icm files hold layer 0 only; their "human" decode
 import numpy as np
 
 from icmh_jax.entropy import container
-from icmh_jax.errors import BitstreamError
+from icmh_jax.errors import BitstreamError, ConfigError
 
 LATENT_STRIDE = 64  # x -> z downsampling; padded sizes must be multiples of it
 STREAMS_PER_LAYER = 2  # z, y
@@ -114,7 +114,8 @@ def describe(data: bytes) -> dict:
 
   Returns:
     {"system", "height", "width", "file_bytes", "file_bpp", "layers": {"machine": {"bytes",
-    "bpp"}, "human": {...} or None when absent}}; bpp = 8 * bytes / (H * W).
+    "bpp"}, "human": {...} or None when absent}, "has_human_layer": whether the system writes
+    one}; bpp = 8 * bytes / (H * W).
   """
   header, layers = container.read_container(data, need_layers=(0,))
   pixels = header.height * header.width
@@ -122,6 +123,12 @@ def describe(data: bytes) -> dict:
   for i, name in container.LAYER_NAMES.items():
     n = len(layers[i]) if i in layers else None
     per_layer[name] = None if n is None else {"bytes": n, "bpp": 8.0 * n / pixels}
+  from icmh_jax.models import registry
+  try:
+    has_human = registry.system_class(header.system).trained_layer == "human"
+  except ConfigError:
+    has_human = None  # a system this version does not know
   return {"system": header.system, "height": header.height, "width": header.width,
+          "has_human_layer": has_human,
           "pad": list(header.pad), "file_bytes": len(data), "file_bpp": 8.0 * len(data) / pixels,
           "layers": per_layer}
