@@ -66,3 +66,36 @@ def test_decoder_rejects_a_truncated_y_stream(golden_model):
   streams, info = coding.compress(model, params, x)
   with pytest.raises(BitstreamError):
     coding.decompress(model, params, [streams[0], streams[1][:len(streams[1]) // 2]], info)
+
+
+_DECODE_SCRIPT = """
+import pickle, sys
+import numpy as np
+from icmh_jax.golden import tcm as golden_tcm
+from icmh_jax.models import coding
+d, src, dst = sys.argv[1:4]
+model, params, _, _ = golden_tcm.golden_params(d + "/tcm_golden.npz", d + "/tcm_golden.json")
+streams, info = pickle.load(open(src, "rb"))
+np.save(dst, coding.decompress(model, params, streams, info))
+"""
+
+
+@pytest.mark.slow
+def test_single_threaded_process_decodes_the_same_image_bit_for_bit(golden_model, tmp_path,
+                                                                    reference_dir):
+  """CompressAI users report cross-device decode corruption: decode elsewhere, compare bits."""
+  import os
+  import pickle
+  import subprocess
+  import sys
+  model, params = golden_model
+  x = _astronaut(256, 384)
+  streams, info = coding.compress(model, params, x)
+  here = coding.decompress(model, params, streams, info)
+  src, dst = tmp_path / "streams.pkl", tmp_path / "x_hat.npy"
+  src.write_bytes(pickle.dumps((streams, info)))
+  env = dict(os.environ, XLA_FLAGS="--xla_cpu_multi_thread_eigen=false "
+             "intra_op_parallelism_threads=1", OMP_NUM_THREADS="1")
+  subprocess.run([sys.executable, "-c", _DECODE_SCRIPT, str(reference_dir / "tcm"), str(src),
+                  str(dst)], check=True, env=env, timeout=1200)
+  np.testing.assert_array_equal(np.load(dst), here)
