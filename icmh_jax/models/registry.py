@@ -162,9 +162,14 @@ def load_system(checkpoint=None, *, name: str | None = None, model_config=None, 
     import jax
     # Parameter shapes do not depend on the image size; a small one keeps the init cheap.
     return system, system.init(jax.random.key(seed), INIT_SHAPE)
-  from icmh_jax.train.checkpoint import load_params
-  params, meta = load_params(checkpoint)
+  import jax
+  from icmh_jax.train.checkpoint import load_params, read_meta
+  meta = read_meta(checkpoint)
   found = meta.get("system")
   if name is not None and found != name:
     raise ConfigError(f"checkpoint {checkpoint} holds system {found!r}, not {name!r}")
-  return get_system(found, meta.get("model")), params
+  system = get_system(found, meta.get("model"))
+  # Checked against the config's tree: a mismatch lists missing / unexpected keys and shapes.
+  like = jax.eval_shape(lambda rng: system.init(rng, INIT_SHAPE), jax.random.key(0))
+  params, _ = load_params(checkpoint, like=like)
+  return system, params

@@ -50,3 +50,22 @@ def test_encode_missing_file_exits_1(tmp_path, capsys):
 def test_encode_needs_a_checkpoint_or_random_init(photos, tmp_path, capsys):
   assert cli.main(["encode", str(photos / "a.png"), "-o", str(tmp_path / "o")]) == 1
   assert "--checkpoint DIR and --random-init" in capsys.readouterr().err
+
+
+def test_encode_and_decode_with_a_checkpoint_match_the_random_init_it_holds(photos, tmp_path,
+                                                                            capsys):
+  from icmh_jax.models import registry
+  from icmh_jax.train.checkpoint import save_params
+  system, params = registry.load_system(None, name="fr_icmh", model_config=TINY, seed=3)
+  ckpt = save_params(tmp_path / "ckpt", params, {"system": "fr_icmh", "model": TINY})
+  target = tmp_path / "c.icmh"
+  assert cli.main(["encode", str(photos / "a.png"), "-o", str(target), "--checkpoint", ckpt]) == 0
+  assert target.read_bytes() == system.compress(params, imageio.read_image(photos / "a.png"))
+  assert cli.main(["decode", str(target), "-o", str(tmp_path / "c.png"), "--checkpoint",
+                   ckpt]) == 0
+  expected = imageio.to_uint8(system.decompress(params, target.read_bytes()))
+  np.testing.assert_array_equal(np.round(imageio.read_image(tmp_path / "c.png") * 255), expected)
+  capsys.readouterr()
+  assert cli.main(["encode", str(photos / "a.png"), "-o", str(target), "--checkpoint", ckpt,
+                   "--system", "pr_icmh"]) == 1
+  assert "holds system 'fr_icmh', not 'pr_icmh'" in capsys.readouterr().err
