@@ -4,7 +4,8 @@ The image is skimage's astronaut resized to --size; weights are a random init (-
 params directory (--checkpoint, e.g. from `icmh convert tcm`). Encode = g_a, h_a, hyper-synthesis,
 the per-slice Ch-ARM and range coding; decode = the same up to g_s and the clamp. For reference
 (DESIGN.md, PyTorch LIC-TCM on this 2-core CPU, 512x768): 2.57 / 2.86 s (N=64), 5.45 / 6.64 s
-(N=128).
+(N=128). With --torch-reference DIR (a LIC_TCM checkout) the PyTorch model codes the same image
+in the same run: torch_* keys and speedup_encode / speedup_decode = torch seconds / JAX seconds.
 """
 
 HELP = "LIC-TCM encode / decode seconds at --size (median of --repeats, first call apart)"

@@ -118,7 +118,7 @@ def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
     repeats: timed runs per direction (median reported; the first call is timed apart).
     threads: torch CPU threads (default: every usable core).
   Returns:
-    dict(encode_s, decode_s, encode_first_s, decode_first_s, bytes, threads).
+    dict(encode_s, decode_s, encode_first_s, decode_first_s, bytes, threads, weights).
   """
   import torch
   TCM = load_reference(directory)
@@ -147,7 +147,8 @@ def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
   n_bytes = sum(len(s) for group in state["out"]["strings"] for s in group)
   return dict(encode_s=round(enc.median_s, 3), decode_s=round(dec.median_s, 3),
               encode_first_s=round(enc.first_call_s or 0.0, 2),
-              decode_first_s=round(dec.first_call_s or 0.0, 2), bytes=n_bytes, threads=n_threads)
+              decode_first_s=round(dec.first_call_s or 0.0, 2), bytes=n_bytes, threads=n_threads,
+              weights=f"random init (torch.manual_seed({seed}))")
 
 
 def _rd_loss(out, x, lam: float):

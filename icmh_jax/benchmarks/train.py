@@ -1,5 +1,7 @@
 """`icmh bench train`: one training step (batch x crop², default 8 x 256²) — compile time apart,
-median step time and images/s, on every local device through the real sharded train step."""
+median step time and images/s, on every local device through the real sharded train step.
+--torch-reference DIR also times LIC_TCM's PyTorch step on the same batch (torch_* keys, speedup =
+torch step seconds / JAX step seconds)."""
 
 import importlib.util
 import os
