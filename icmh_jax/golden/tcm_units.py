@@ -96,7 +96,11 @@ def check_units(report, npz, meta) -> None:
       continue
     if name in ("gaussian_conditional", "eb_likelihood"):
       continue  # entropy-model units, checked in golden/tcm.py with the model's parameters
-    module = build_module(info["module"])
+    try:
+      module = build_module(info["module"])
+    except ValueError as e:  # a unit this port does not know: a failed row, not a crash
+      report.check(pre + "output", False, str(e))
+      continue
     nchw = info.get("layout") == "NCHW"
     x = npz[pre + "input"]
     x = _nhwc(x) if nchw else x

@@ -111,9 +111,11 @@ class SwinBlock(nn.Module):
   @nn.compact
   def __call__(self, x):
     """x: [B, H, W, C] -> [B, H, W, C]."""
+    # Two-pass variance, as torch's LayerNorm computes it.
+    ln = lambda name: nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name=name)
     x = x + WindowAttention(self.dim, self.head_dim, self.window_size, self.shifted,
-                            name="msa")(nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name="ln1")(x))
-    y = nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name="ln2")(x)
+                            name="msa")(ln("ln1")(x))
+    y = ln("ln2")(x)
     y = _Mlp(self.dim, name="mlp")(y)
     return x + y
 

@@ -17,7 +17,8 @@ def unit_report(reference_dir):
   d = reference_dir / "tcm"
   report = GoldenReport("tcm")
   with jax.default_matmul_precision("highest"):
-    check_units(report, np.load(d / "tcm_golden.npz"), json.loads((d / "tcm_golden.json").read_text()))
+    meta = json.loads((d / "tcm_golden.json").read_text())
+    check_units(report, np.load(d / "tcm_golden.npz"), meta)
   return report
 
 
