@@ -8,7 +8,7 @@ python evaluate.py --config configs/eval/paper.py --checkpoints runs/ --data kod
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/eval/paper.py", "eval config file")
@@ -21,6 +21,8 @@ _OUT = flags.DEFINE_string("out", "eval_out", "output folder")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # Orbax/TFDS info lines would bury the progress bar
   from icmh_jax.errors import IcmhError
   from icmh_jax.evaluation import rd
   try:

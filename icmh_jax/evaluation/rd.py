@@ -241,7 +241,9 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
   runs = summarize(rows)
   human = [r for r in runs if r["na"] is not None]
   counts = {}
-  for e in entries:
+  order = list(tables.SYSTEM_LABELS)
+  for e in sorted(entries, key=lambda e: (order.index(e.system.name)
+                                          if e.system.name in order else len(order))):
     row = f"{tables.SYSTEM_LABELS.get(e.system.name, e.system.name)} (evaluated)"
     if e.na is not None and e.na not in counts.get(row, {}):
       counts.setdefault(row, {})[e.na] = e.system.param_counts()["additional"]

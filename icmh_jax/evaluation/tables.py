@@ -97,7 +97,8 @@ def table_i(runs, *, metric="psnr", rate="human", anchor=ANCHOR, method=bdrate.D
   values = bd_rates(runs, metric=metric, rate=rate, anchor=anchor, method=method)
   caption = (f"**Table I** BD-rate ({METRIC_NAMES[metric]}) vs {SYSTEM_LABELS.get(anchor, anchor)} "
              f"with the same N_a; rate: {RATE_NAMES[rate]}; fit: {method} "
-             f"({bdrate.METHOD_NAMES[method]}). Paper numbers from its Table I (PSNR).")
+             f"({bdrate.METHOD_NAMES[method]})."
+             + (" Paper numbers from its Table I (PSNR)." if metric == "psnr" and paper else ""))
   lines = [caption, "", _row(["System"] + [f"N_a = {na}" for na in nas]),
            _row(["---"] * (len(nas) + 1))]
   notes = []
