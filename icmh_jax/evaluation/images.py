@@ -46,14 +46,16 @@ def center_crop(a, crop):
   return a[top:top + crop, left:left + crop]
 
 
-def _finish(name, image_u8, edges, edge_source, crop):
-  image_u8 = center_crop(np.asarray(image_u8), crop)
+def _finish(name, x, edges, edge_source, crop):
+  """An EvalImage from x (uint8, or float in [0, 1] at full read depth), cropped with its edges."""
+  x = center_crop(np.asarray(x), crop)
+  x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
   if edges is None and edge_source == "canny":
     from icmh_jax.sam.edges import canny_edge_map
-    edges = canny_edge_map(image_u8)
+    edges = canny_edge_map(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8))
   elif edges is not None:
     edges = center_crop(np.asarray(edges, bool), crop)
-  return EvalImage(name, image_u8.astype(np.float32) / 255.0, edges, edge_source)
+  return EvalImage(name, x, edges, edge_source)
 
 
 def from_folder(folder, *, edges="canny", crop=None, limit=None):
@@ -82,9 +84,7 @@ def from_folder(folder, *, edges="canny", crop=None, limit=None):
     raise ImageError(f"no image ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
   out = []
   for p in paths[:limit]:
-    x = read_image(p)
-    image_u8 = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
-    out.append(_finish(p.stem, image_u8, None, edges, crop))
+    out.append(_finish(p.stem, read_image(p), None, edges, crop))
   return out
 
 
