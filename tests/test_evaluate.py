@@ -22,7 +22,8 @@ def test_unknown_data_exits_1_with_the_offending_value(tmp_path):
   res = _run("--checkpoints", str(tmp_path), "--data", str(tmp_path / "nowhere"),
              "--out", str(tmp_path / "out"))
   assert res.returncode == 1
-  assert f"--data '{tmp_path / 'nowhere'}' is neither a folder nor one of bundled, coco_val" in res.stderr
+  want = f"--data '{tmp_path / 'nowhere'}' is neither a folder nor one of bundled, coco_val"
+  assert want in res.stderr
 
 
 def test_unknown_config_knob_is_refused(tmp_path):

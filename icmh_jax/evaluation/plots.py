@@ -59,7 +59,8 @@ def systems_figure(runs, *, metric="psnr", nas=None):
   for ax, na in zip(axes[0], nas or [None]):
     for system, k_na in keys:
       if k_na == na:
-        _draw(ax, runs, (system, k_na), metric, COLORS.get(system), SYSTEM_LABELS.get(system, system))
+        label = SYSTEM_LABELS.get(system, system)
+        _draw(ax, runs, (system, k_na), metric, COLORS.get(system), label)
     ax.set_title(f"N_a = {na}")
     ax.set_xlabel("bpp")
     ax.set_ylabel(f"{METRIC_NAMES[metric]}" + (" [dB]" if metric == "psnr" else ""))

@@ -240,29 +240,33 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
     writer.writerows(rows)
   runs = summarize(rows)
   human = [r for r in runs if r["na"] is not None]
-  counts = {}
-  order = list(tables.SYSTEM_LABELS)
-  for e in sorted(entries, key=lambda e: (order.index(e.system.name)
-                                          if e.system.name in order else len(order))):
-    row = f"{tables.SYSTEM_LABELS.get(e.system.name, e.system.name)} (evaluated)"
-    if e.na is not None and e.na not in counts.get(row, {}):
-      counts.setdefault(row, {})[e.na] = e.system.param_counts()["additional"]
-  counts.update(param_counts or {})
+  counts = {**evaluated_param_counts(entries), **(param_counts or {})}
   md = [tables.table_i(human, metric=m, rate=r, anchor=anchor, method=method)
         for m in tables.METRIC_NAMES for r in tables.RATES]
-  md.append(tables.table_ii(counts))
   with open(files["tables"], "w") as f:
-    f.write("\n\n".join(md) + "\n")
+    f.write("\n\n".join(md + [tables.table_ii(counts)]) + "\n")
   for metric in tables.METRIC_NAMES if human else ():
-    fig6, fig7 = (os.path.join(out_dir, f"rd_{kind}_{metric}.png") for kind in ("systems", "over_na"))
-    files[f"fig6_{metric}"] = plots.plot_systems(human, fig6, metric=metric)
-    files[f"fig7_{metric}"] = plots.plot_over_na(human, fig7, metric=metric)
+    stem = os.path.join(out_dir, "rd_{}_" + metric + ".png")
+    files[f"fig6_{metric}"] = plots.plot_systems(human, stem.format("systems"), metric=metric)
+    files[f"fig7_{metric}"] = plots.plot_over_na(human, stem.format("over_na"), metric=metric)
   summary = dict(runs=runs, n_images=len(images), method=method, anchor=anchor,
-                 bd_rate=_bd_summary(human, method, anchor), param_counts=counts,
-                 files=files)
+                 bd_rate=_bd_summary(human, method, anchor), param_counts=counts, files=files)
   with open(files["summary"], "w") as f:
     json.dump(_json_safe(summary), f, indent=1)
   return summary
+
+
+def evaluated_param_counts(entries):
+  """Table II rows of the evaluated human-layer models, {"FR-ICMH (evaluated)": {na: int}},
+  in the paper's system order (`System.param_counts`: jax.eval_shape, nothing allocated)."""
+  order = list(tables.SYSTEM_LABELS)
+  counts = {}
+  for e in sorted(entries, key=lambda e: order.index(e.system.name)
+                  if e.system.name in order else len(order)):
+    row = f"{tables.SYSTEM_LABELS.get(e.system.name, e.system.name)} (evaluated)"
+    if e.na is not None and e.na not in counts.get(row, {}):
+      counts.setdefault(row, {})[e.na] = e.system.param_counts()["additional"]
+  return counts
 
 
 def run_from_config(config, checkpoints, data, out_dir):

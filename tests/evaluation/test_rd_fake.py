@@ -52,15 +52,16 @@ class FakeSystem:
     x_m = np.frombuffer(layers[0], np.uint8).reshape(shape) / (params["levels"] - 1)
     if layer == "machine":
       return x_m.astype(np.float32)
-    return (x_m + np.frombuffer(layers[1], np.int8).reshape(shape) / params["fine"]).astype(np.float32)
+    residual = np.frombuffer(layers[1], np.int8).reshape(shape) / params["fine"]
+    return (x_m + residual).astype(np.float32)
 
   def apply(self, params, x, *, train=False):
     import jax.numpy as jnp
     x_m = jnp.round(x * (params["levels"] - 1)) / (params["levels"] - 1)
     x_hat = x_m + jnp.clip(jnp.round((x - x_m) * params["fine"]), -127, 127) / params["fine"]
     half, quarter = jnp.full(x.shape, 0.5), jnp.full(x.shape, 0.25)
-    return SystemOutput(x_hat=x_hat, x_hat_m=x_m,
-                        likelihoods={"machine": {"y": half}, "human": {"y": quarter, "z": half[..., :1]}})
+    likelihoods = {"machine": {"y": half}, "human": {"y": quarter, "z": half[..., :1]}}
+    return SystemOutput(x_hat=x_hat, x_hat_m=x_m, likelihoods=likelihoods)
 
   def param_counts(self):
     return {"base": 0, "additional": 2 * self.config["num_slices_a"]}
@@ -129,7 +130,8 @@ def test_tables_md_holds_the_bd_rates_of_the_summary(tmp_path):
     block = text[text.index(tables.RATE_NAMES[rate]):]
     _, rows = tables.parse_table(block)
     want = summary["bd_rate"][f"psnr/{rate}"]["fr_icmh/na3"]
-    assert rows[1][0] == "FR-ICMH" and tables.parse_percent(rows[1][1]) == pytest.approx(want, abs=0.006)
+    assert rows[1][0] == "FR-ICMH"
+    assert tables.parse_percent(rows[1][1]) == pytest.approx(want, abs=0.006)
     assert rows[0][1].startswith("+0.00 %")
   _, rows = tables.parse_table(text[text.index("**Table II**"):])
   assert rows[0] == ["ICMH-FF (evaluated)", "0.00 M (6)", "n/a", "n/a"]
