@@ -73,7 +73,6 @@ class System:
   def __repr__(self):
     return f"{type(self).__name__}({self.name!r}, {self.config})"
 
-  # --- modules -------------------------------------------------------------------------------
 
   @property
   def base(self) -> nn.Module:
@@ -105,13 +104,12 @@ class System:
 
   @property
   def has_additional(self) -> bool:
+    """Whether the system has a human layer (an additional codec in params["additional"])."""
     return self.trained_layer == "human"
 
   def trainable_key(self) -> str:
     """The params subtree the optimiser sees: "base" (tcm, sa_icm) or "additional"."""
     return "additional" if self.has_additional else "base"
-
-  # --- forward -------------------------------------------------------------------------------
 
   def additional_tcm(self, g_s_in=None, context: bool = False) -> nn.Module:
     """The additional codec: a LIC-TCM with N, M = 64 N_a and N_a slices.
@@ -143,17 +141,24 @@ class System:
     Returns:
       {"base": ...} (tcm, sa_icm) or {"base": ..., "additional": ...}.
     """
-    shape = tuple(image_shape)
-    x = jnp.zeros(shape if len(shape) == 4 else (1, *shape), jnp.float32)
     rng_b, rng_a = jax.random.split(rng)
-    params = {"base": self.base.init(rng_b, x, train=False)["params"]}
+    params = {"base": self.init_base(rng_b, image_shape)}
     if self.has_additional:
-      # Stand-ins of the machine outputs: the additional codec's shapes do not depend on them.
-      b, h, w, _ = x.shape
-      y_hat_m = jnp.zeros((b, h // 16, w // 16, self.config["M"]), x.dtype)
-      params["additional"] = self.additional.init(rng_a, x, x, y_hat_m, train=False,
-                                                  method=self.forward_method)["params"]
+      params["additional"] = self.init_additional(rng_a, image_shape)
     return params
+
+  def init_base(self, rng, image_shape) -> dict:
+    """Random parameters of the machine codec (`params["base"]`)."""
+    return self.base.init(rng, _zeros_image(image_shape), train=False)["params"]
+
+  def init_additional(self, rng, image_shape) -> dict:
+    """Random parameters of the additional codec (`params["additional"]`)."""
+    x = _zeros_image(image_shape)
+    # Stand-ins of the machine outputs: the additional codec's shapes do not depend on them.
+    b, h, w, _ = x.shape
+    y_hat_m = jnp.zeros((b, h // 16, w // 16, self.config["M"]), x.dtype)
+    return self.additional.init(rng, x, x, y_hat_m, train=False,
+                                method=self.forward_method)["params"]
 
   def apply(self, params, x, *, train: bool, rng=None, noise=None) -> SystemOutput:
     """Training / estimation forward.
@@ -200,8 +205,6 @@ class System:
     return module.apply({"params": params[key]},
                         method=lambda m: m.entropy_bottleneck.aux_loss())
 
-  # --- hooks for the human-layer systems ------------------------------------------------------
-
   def additional_module(self) -> nn.Module:
     """The additional codec (a `TCM`, see `additional_tcm`)."""
     raise NotImplementedError
@@ -221,8 +224,6 @@ class System:
     """Inverse of `encode_human`: returns the unclamped human x_hat [1, H, W, 3]."""
     raise NotImplementedError
 
-  # --- coding --------------------------------------------------------------------------------
-
   def compress(self, params, image: np.ndarray) -> bytes:
     """Codes image [H, W, 3] float32 in [0, 1] into one two-layer `.icmh` file."""
     from icmh_jax.models import scalable
@@ -235,6 +236,18 @@ class System:
 
   def param_counts(self, image_shape=(1, 256, 256, 3)) -> dict[str, int]:
     """Parameter counts {"base", "additional"} from `jax.eval_shape` (nothing materialised)."""
-    shapes = jax.eval_shape(lambda rng: self.init(rng, image_shape), jax.random.key(0))
+    shapes = lambda init: jax.eval_shape(lambda rng: init(rng, image_shape), jax.random.key(0))
     count = lambda t: int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(t)))
-    return {"base": count(shapes["base"]), "additional": count(shapes.get("additional", {}))}
+    key = (self.base, tuple(image_shape))
+    if key not in _BASE_COUNTS:  # every human-layer system of a study shares one base
+      _BASE_COUNTS[key] = count(shapes(self.init_base))
+    additional = count(shapes(self.init_additional)) if self.has_additional else 0
+    return {"base": _BASE_COUNTS[key], "additional": additional}
+
+
+_BASE_COUNTS = {}
+
+
+def _zeros_image(image_shape):
+  shape = tuple(image_shape)
+  return jnp.zeros(shape if len(shape) == 4 else (1, *shape), jnp.float32)
