@@ -108,3 +108,20 @@ def test_decoder_with_another_config_is_refused(photo, base_params):
     other.decompress(params, data)
   with pytest.raises(BitstreamError, match="written by system 'fr_icmh', not 'icmh_ff'"):
     registry.get_system("icmh_ff", TINY).decompress(params, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ("icmh_ff", "fr_icmh"))
+def test_machine_conditioned_residual_model_round_trips(name, photo, base_params):
+  """residual_context="machine": the additional Ch-ARM sees y_hat_m; the decoder's must match."""
+  system = registry.get_system(name, {**TINY, "residual_context": "machine"})
+  params = {"base": base_params,
+            "additional": system.init(jax.random.key(1), (1, 64, 64, 3))["additional"]}
+  data = system.compress(params, photo)
+  x = np.pad(photo, ((TOP, 128 - H - TOP), (LEFT, 128 - W - LEFT), (0, 0)))[None]
+  out = jax.jit(lambda p, v: system.apply(p, v, train=False))(params, x)
+  expected = np.clip(np.asarray(out.x_hat)[0, TOP:TOP + H, LEFT:LEFT + W], 0, 1)
+  np.testing.assert_allclose(system.decompress(params, data), expected, rtol=0, atol=1e-5)
+  _, layers = container.read_container(data, need_layers=(0, 1))
+  est = _bytes_estimate(out.likelihoods["human"])
+  assert 0.5 * est <= len(layers[1]) <= est * 1.005 + 64
