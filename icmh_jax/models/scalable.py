@@ -18,6 +18,9 @@ from icmh_jax.errors import BitstreamError, ConfigError
 
 LATENT_STRIDE = 64  # x -> z downsampling; padded sizes must be multiples of it
 STREAMS_PER_LAYER = 2  # z, y
+# Largest padded image a file may claim (~11585^2): a corrupt or hostile header is refused before
+# the decoder allocates latents for it (the container alone allows 65536^2).
+MAX_PIXELS = 2 ** 27
 
 
 def config_digest(system) -> bytes:
@@ -68,6 +71,9 @@ def _z_shape(header, pad_multiple: int) -> tuple:
     raise BitstreamError(f"header padding {header.pad} is not below the model's pad multiple "
                          f"{pad_multiple}")
   h, w = header.height + top + bottom, header.width + left + right
+  if h * w > MAX_PIXELS:
+    raise BitstreamError(f"header claims a {h}x{w} (padded) image, more than the decoder's "
+                         f"limit of {MAX_PIXELS} pixels")
   if h % LATENT_STRIDE or w % LATENT_STRIDE:
     raise BitstreamError(f"header gives a padded size {h}x{w}, not a multiple of "
                          f"{LATENT_STRIDE}")
