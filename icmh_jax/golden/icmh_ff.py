@@ -76,7 +76,7 @@ def _bpp(likelihoods: dict, pixels: int) -> float:
 def check(npz_path, json_path) -> GoldenReport:
   """Runs the check; returns the report (a row per array)."""
   import jax
-  from icmh_jax.convert.tcm import from_reference
+  from icmh_jax.convert.icmh_ff import from_reference
   from icmh_jax.models.registry import get_system
 
   meta = json.loads(open(json_path).read())
@@ -84,10 +84,8 @@ def check(npz_path, json_path) -> GoldenReport:
   report = GoldenReport("icmh_ff")
   system = get_system("icmh_ff", model_config(meta))
   x = np.asarray(npz["x"], np.float32).transpose(0, 2, 3, 1)
-  template = jax.eval_shape(lambda r: system.init(r, x.shape), jax.random.key(0))
   sds = rebuild_state_dicts(meta, npz)
-  params = {"base": from_reference(sds["machine"], template["base"]),
-            "additional": from_reference(sds["additional"], template["additional"])}
+  params = from_reference(system, sds["machine"], sds["additional"])
 
   @jax.jit
   def forward(params, x):
