@@ -41,9 +41,10 @@ def test_tiny_sa_icm_lowers_its_loss_and_saves_a_loadable_base(sa_icm_run):
   params, meta = checkpoint.load_params(sa_icm_run / "sa_icm")
   assert meta["system"] == "sa_icm" and meta["config"]["loss"]["mask"] == "edges"
   assert set(params) == {"base"}
-  # The final evaluation also wrote a real .icmh file; its rate is near the estimate.
+  # The final evaluation also wrote a real .icmh file. Its rate cannot be far below the estimate;
+  # it may be far above it here: the 64² crop is coded padded to pad_multiple = 128 (4x the pixels).
   val = [r for r in metrics_writer.read_scalars(str(sa_icm_run / "sa_icm")) if "val/loss" in r][-1]
-  assert 0.5 * val["val/bpp/machine"] < val["val/bpp_file"] < 2.0 * val["val/bpp/machine"] + 0.5
+  assert 0.5 * val["val/bpp/machine"] < val["val/bpp_file"] < 6.0 * val["val/bpp/machine"] + 1.0
 
 
 @pytest.mark.slow
