@@ -125,3 +125,14 @@ def test_machine_conditioned_residual_model_round_trips(name, photo, base_params
   _, layers = container.read_container(data, need_layers=(0, 1))
   est = _bytes_estimate(out.likelihoods["human"])
   assert 0.5 * est <= len(layers[1]) <= est * 1.005 + 64
+
+
+@pytest.mark.parametrize("name", ("sa_icm", "fr_icmh"))
+def test_aux_loss_of_the_trained_codec_moves_only_its_quantiles(name, base_params):
+  system, params = system_and_params(name, base_params)
+  key = system.trainable_key()
+  aux = lambda p: system.aux_loss({**params, key: p})
+  assert np.isfinite(float(aux(params[key]))) and float(aux(params[key])) > 0
+  grads = jax.tree_util.tree_flatten_with_path(jax.jit(jax.grad(aux))(params[key]))[0]
+  moved = {"/".join(p.key for p in path) for path, g in grads if np.any(np.asarray(g) != 0)}
+  assert moved == {"entropy_bottleneck/quantiles"}
