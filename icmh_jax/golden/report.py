@@ -65,7 +65,8 @@ class GoldenReport:
   def passed(self) -> bool:
     return bool(self.rows) and all(r.passed for r in self.rows)
 
-  def print(self, out: TextIO = sys.stdout) -> None:
+  def print(self, out: TextIO | None = None) -> None:
+    out = out or sys.stdout  # looked up per call, so a redirected stdout (pytest capture) is used
     width = max([len(r.name) for r in self.rows] + [6])
     print(f"{'tensor':<{width}}  {'max_abs':>10}  {'rel':>10}  result", file=out)
     for r in self.rows:

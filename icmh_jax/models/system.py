@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icmh_jax.layers.init import torch_default_init
+
 LAYERS = ("machine", "human")
 
 
@@ -149,7 +151,9 @@ class System:
 
   def init_base(self, rng, image_shape) -> dict:
     """Random parameters of the machine codec (`params["base"]`)."""
-    return self.base.init(rng, _zeros_image(image_shape), train=False)["params"]
+    x = _zeros_image(image_shape)
+    params = self.base.lazy_init(rng, jax.ShapeDtypeStruct(x.shape, x.dtype), train=False)
+    return torch_default_init(params["params"], rng)
 
   def init_additional(self, rng, image_shape) -> dict:
     """Random parameters of the additional codec (`params["additional"]`)."""
@@ -157,8 +161,10 @@ class System:
     # Stand-ins of the machine outputs: the additional codec's shapes do not depend on them.
     b, h, w, _ = x.shape
     y_hat_m = jnp.zeros((b, h // 16, w // 16, self.config["M"]), x.dtype)
-    return self.additional.init(rng, x, x, y_hat_m, train=False,
-                                method=self.forward_method)["params"]
+    spec = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype)  # lazy_init: shapes only, no forward
+    params = self.additional.lazy_init(rng, spec(x), spec(x), spec(y_hat_m), train=False,
+                                       method=self.forward_method)
+    return torch_default_init(params["params"], rng)
 
   def apply(self, params, x, *, train: bool, rng=None, noise=None) -> SystemOutput:
     """Training / estimation forward.
