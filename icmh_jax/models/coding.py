@@ -75,7 +75,7 @@ def _slices(model, params, latent_means, latent_scales, action, y=None, context=
       lambda k, ms, yh: _slice_lrp(model, params, k, ms, yh), action, y=y)
 
 
-def compress_y(model, params, y, context=None, return_symbols: bool = False):
+def compress_y(model, params, y, context=None, return_symbols: bool = False, hyper_input=None):
   """Codes a latent y (the TCM's own g_a output, or FR-ICMH's residual) with the hyperprior.
 
   Args:
@@ -84,12 +84,14 @@ def compress_y(model, params, y, context=None, return_symbols: bool = False):
     y: [B, h, w, M], h and w multiples of 4.
     context: optional [B, h, w, extra_support_channels] Ch-ARM context (decoder must have it).
     return_symbols: also return {"z_symbols", "y_symbols", "y_indexes", "y_hat"} (NHWC).
+    hyper_input: what h_a sees instead of y (FR-ICMH `fr_hyper_input="y"`); same shape as y.
 
   Returns:
     (streams [z bytes, y bytes], z_shape (B, h/4, w/4)) [+ symbols dict].
   """
   y = jnp.asarray(y, jnp.float32)
-  z = np.asarray(_hyper_analysis(model, params, y))
+  h_in = y if hyper_input is None else jnp.asarray(hyper_input, jnp.float32)
+  z = np.asarray(_hyper_analysis(model, params, h_in))
   med = _medians(params)
   z_sym = np.rint(z - med).astype(np.int32)
   z_enc = SymbolEncoder(factorized_tables(params["entropy_bottleneck"]))

@@ -152,9 +152,10 @@ class TCM(nn.Module):
                        return_intermediates=return_intermediates)
 
   def code_y(self, y, train: bool = False, noise=None, context=None,
-             return_intermediates: bool = False) -> TCMOutput:
-    """The forward from y on (h_a, priors, Ch-ARM, g_s); FR-ICMH feeds a residual y here."""
-    z = self.h_a(y)
+             return_intermediates: bool = False, hyper_input=None) -> TCMOutput:
+    """The forward from y on (h_a, priors, Ch-ARM, g_s); FR-ICMH feeds a residual y here, and
+    `hyper_input` (same shape as y) replaces y as h_a's input when given."""
+    z = self.h_a(y if hyper_input is None else hyper_input)
     if train and noise is None:
       ky, kz = jax.random.split(self.make_rng("noise"))
       noise = {"y": jax.random.uniform(ky, y.shape, y.dtype, -0.5, 0.5),

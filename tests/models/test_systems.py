@@ -111,10 +111,13 @@ def test_decoder_with_another_config_is_refused(photo, base_params):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ("icmh_ff", "fr_icmh"))
-def test_machine_conditioned_residual_model_round_trips(name, photo, base_params):
-  """residual_context="machine": the additional Ch-ARM sees y_hat_m; the decoder's must match."""
-  system = registry.get_system(name, {**TINY, "residual_context": "machine"})
+@pytest.mark.parametrize("name, variant", (("icmh_ff", {"residual_context": "machine"}),
+                                           ("fr_icmh", {"residual_context": "machine"}),
+                                           ("fr_icmh", {"fr_hyper_input": "y"})))
+def test_open_design_variants_round_trip(name, variant, photo, base_params):
+  """residual_context="machine" (the additional Ch-ARM sees y_hat_m) and fr_hyper_input="y" (FR's
+  h_a sees y, not y_a): the decoder must reproduce the eval forward."""
+  system = registry.get_system(name, {**TINY, **variant})
   params = {"base": base_params,
             "additional": system.init(jax.random.key(1), (1, 64, 64, 3))["additional"]}
   data = system.compress(params, photo)
