@@ -47,13 +47,14 @@ def _forward(system, params, x, keys, dtype):
   return out.replace(x_hat=out.x_hat[:, 0], x_hat_m=out.x_hat_m[:, 0])
 
 
-def train_step(state: optim.TrainState, batch, rng, *, system, config):
+def train_step(state: optim.TrainState, batch, rng, lam=None, *, system, config):
   """One update on this device's share of the batch (call inside shard_map over "data").
 
   Args:
     state: replicated TrainState.
     batch: {"image": [b, H, W, 3] uint8 or float in [0, 1], "edges": [b, H, W] (mask "edges")}.
     rng: replicated PRNG key of the run (the step is folded in here).
+    lam: the rate-distortion λ as a (traced) scalar; default `config.loss.lam`.
     system: a `System` (registry).
     config: the run config (loss, optim, compute_dtype).
 
@@ -72,7 +73,7 @@ def train_step(state: optim.TrainState, batch, rng, *, system, config):
     params = {**state.params, key: trainable}
     out = _forward(system, params, x, keys, dtype)
     return losses.rate_distortion(out, x, m, trained_layer=system.trained_layer,
-                                  lam=config.loss.lam)
+                                  lam=config.loss.lam if lam is None else lam)
 
   def aux_fn(trainable):
     return system.aux_loss({**state.params, key: trainable})
@@ -99,13 +100,13 @@ def train_step(state: optim.TrainState, batch, rng, *, system, config):
   return new, metrics
 
 
-def eval_step(params, batch, *, system, config):
+def eval_step(params, batch, lam=None, *, system, config):
   """Eval-mode (rounded latents) estimate of the loss metrics on this device's share of a batch."""
   x = _images(batch)
   m = losses.distortion_mask(batch, config.loss.mask, x)
   out = system.apply(params, x, train=False)
   _, metrics = losses.rate_distortion(out, x, m, trained_layer=system.trained_layer,
-                                      lam=config.loss.lam)
+                                      lam=config.loss.lam if lam is None else lam)
   return jax.lax.pmean(metrics, AXIS)
 
 
@@ -113,14 +114,22 @@ def make_train_step(mesh: Mesh, *, system, config):
   """`step(state, batch, rng) -> (state, metrics)`: jit of shard_map, batch on P("data"), state
   replicated and donated."""
   fn = functools.partial(train_step, system=system, config=config)
-  sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=(P(), P()))
-  return jax.jit(sharded, donate_argnums=0)
+  sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P(), P()), out_specs=(P(), P()))
+  return _with_lam(jax.jit(sharded, donate_argnums=0), mesh, config)
 
 
 def make_eval_step(mesh: Mesh, *, system, config):
   """`eval(params, batch) -> metrics`, batch on P("data"), params replicated."""
   fn = functools.partial(eval_step, system=system, config=config)
-  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=P()))
+  return _with_lam(jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P()),
+                                         out_specs=P())), mesh, config)
+
+
+def _with_lam(jitted, mesh: Mesh, config):
+  # λ enters as an argument, not a constant, so runs that differ only in λ (the paper's grid)
+  # compile to the same program and share it through JAX's persistent compilation cache.
+  lam = replicate(np.float32(config.loss.lam), mesh)
+  return lambda *args: jitted(*args, lam)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
