@@ -18,6 +18,7 @@ import numpy as np
 from icmh_jax.entropy import gaussian
 from icmh_jax.entropy.coder import SymbolDecoder, SymbolEncoder
 from icmh_jax.entropy.tables import factorized_tables, gaussian_tables
+from icmh_jax.errors import IcmhError
 from icmh_jax.models.channel_arm import run_slices
 
 PAD_MULTIPLE = 128  # LIC_TCM eval.py pads images to a multiple of 128
@@ -75,6 +76,14 @@ def _slices(model, params, latent_means, latent_scales, action, y=None, context=
       lambda k, ms, yh: _slice_lrp(model, params, k, ms, yh), action, y=y)
 
 
+def _encode(encoder, symbols, indexes):
+  try:
+    encoder.encode(symbols, indexes)
+  except ValueError as e:  # the only data-dependent refusal: a symbol past ±2^15
+    raise IcmhError(f"cannot code this image: {e}; the model's latents are far outside any "
+                    f"trained range (an untrained or diverged checkpoint?)") from e
+
+
 def compress_y(model, params, y, context=None, return_symbols: bool = False, hyper_input=None):
   """Codes a latent y (the TCM's own g_a output, or FR-ICMH's residual) with the hyperprior.
 
@@ -95,7 +104,7 @@ def compress_y(model, params, y, context=None, return_symbols: bool = False, hyp
   med = _medians(params)
   z_sym = np.rint(z - med).astype(np.int32)
   z_enc = SymbolEncoder(factorized_tables(params["entropy_bottleneck"]))
-  z_enc.encode(z_sym, _z_indexes(z_sym.shape))
+  _encode(z_enc, z_sym, _z_indexes(z_sym.shape))
   z_hat = jnp.asarray(z_sym.astype(np.float32) + med)
   latent_means, latent_scales = _hyper_synthesis(model, params, z_hat)
   y_enc = SymbolEncoder(gaussian_tables(gaussian.scale_table()))
@@ -105,7 +114,7 @@ def compress_y(model, params, y, context=None, return_symbols: bool = False, hyp
     mu = np.asarray(mu)
     sym = np.rint(np.asarray(y_k) - mu).astype(np.int32)
     idx = gaussian.build_indexes(np.asarray(scale))
-    y_enc.encode(sym, idx)
+    _encode(y_enc, sym, idx)
     syms.append(sym)
     idxs.append(idx)
     return jnp.asarray(sym.astype(np.float32) + mu)

@@ -56,11 +56,6 @@ def test_random_init_without_a_name_is_a_config_error():
     registry.load_system(None)
 
 
-def test_fr_hyper_input_y_is_refused_until_implemented():
-  with pytest.raises(ConfigError, match="fr_hyper_input='y' is not implemented"):
-    registry.get_system("fr_icmh", {"fr_hyper_input": "y"})
-
-
 def test_pr_icmh_refuses_a_machine_context():
   with pytest.raises(ConfigError, match="pr_icmh codes pixels"):
     registry.get_system("pr_icmh", {"residual_context": "machine"})

@@ -99,3 +99,13 @@ def test_single_threaded_process_decodes_the_same_image_bit_for_bit(golden_model
   subprocess.run([sys.executable, "-c", _DECODE_SCRIPT, str(reference_dir / "tcm"), str(src),
                   str(dst)], check=True, env=env, timeout=1200)
   np.testing.assert_array_equal(np.load(dst), here)
+
+
+def test_symbol_past_the_codable_range_is_a_reported_error_not_a_traceback():
+  from icmh_jax.entropy import gaussian
+  from icmh_jax.entropy.coder import SymbolEncoder
+  from icmh_jax.entropy.tables import gaussian_tables
+  from icmh_jax.errors import IcmhError
+  enc = SymbolEncoder(gaussian_tables(gaussian.scale_table()))
+  with pytest.raises(IcmhError, match="symbol -34885 is outside the codable range"):
+    coding._encode(enc, np.array([3, -34885], np.int32), np.array([5, 5]))
