@@ -54,7 +54,7 @@ def load_config(family: str, arg: str, **overrides):
 
 def finished(workdir: str, total: int) -> bool:
   from icmh_jax.train import checkpoint
-  return os.path.isdir(workdir) and total in checkpoint.step_dirs(workdir)
+  return total in checkpoint.step_dirs(os.path.join(workdir, "checkpoints"))
 
 
 def train(config, workdir: str, label: str) -> tuple[float, bool]:
