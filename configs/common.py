@@ -104,3 +104,20 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
   c.base_checkpoint = ""  # the frozen SA-ICM of the human-layer systems
   return c
+
+
+def human_layer_config(system: str, arg=None, **model) -> ml_collections.ConfigDict:
+  """The recipe of the human-layer systems (ICMH-FF, FR-ICMH, PR-ICMH) over a frozen SA-ICM.
+
+  Knobs: `na` (N_a, slices of the additional codec), `lam`, `tiny`. The model is SA-ICM's
+  (N_m = 128, M = 320 in 5 slices of 64) plus an additional codec of width N = 128 with N_a
+  slices; `**model` adds the family's own fields. Loss: R(additional layer) + R(z) +
+  lam * 255**2 * mse(x, x_hat), the human layer only.
+  """
+  arg = parse_arg(arg, na=3, lam=0.01, tiny=False)
+  c = base_config(system)
+  c.model = dict(N_m=128, M=320, num_slices_m=5, slice_width=64, N=128,
+                 num_slices_a=check_choice("na", arg.na, NUM_SLICES_A), **model)
+  c.loss = dict(lam=check_choice("lam", arg.lam, LAMBDAS), mask="none")
+  c.base_checkpoint = "runs/sa_icm"
+  return shrink(c) if arg.tiny else c

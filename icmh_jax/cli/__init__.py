@@ -44,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
   return parser
 
 
+def read_icmh(path) -> tuple[bytes, dict]:
+  """(file bytes, `scalable.describe` of them); an unreadable or malformed file is an IcmhError."""
+  from icmh_jax.models import scalable
+  try:
+    data = path.read_bytes()
+  except OSError as e:
+    raise IcmhError(f"cannot read {path}: {e.strerror or e}") from e
+  return data, scalable.describe(data)
+
+
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
   try:

@@ -7,8 +7,8 @@ encoded it) must hold that system with the same model config (the header's confi
 
 import pathlib
 
+from icmh_jax.cli import read_icmh
 from icmh_jax.cli.encode import add_model_arguments, load_model
-from icmh_jax.errors import IcmhError
 
 NAME = "decode"
 HELP = "decode a .icmh file to an image (the machine or the human layer)"
@@ -24,12 +24,7 @@ def add_arguments(p):
 
 def run(args) -> int:
   from icmh_jax import imageio
-  from icmh_jax.models import scalable
-  try:
-    data = args.file.read_bytes()
-  except OSError as e:
-    raise IcmhError(f"cannot read {args.file}: {e.strerror or e}") from e
-  info = scalable.describe(data)
+  data, info = read_icmh(args.file)
   system, params = load_model(args, info["system"])
   image = system.decompress(params, data, layer=args.layer)
   imageio.write_image(args.output, image)

@@ -7,7 +7,7 @@ human layer as missing.
 import json
 import pathlib
 
-from icmh_jax.errors import IcmhError
+from icmh_jax.cli import read_icmh
 
 NAME = "info"
 HELP = "describe a .icmh file: system, image size, bytes and bpp per layer"
@@ -19,12 +19,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-  from icmh_jax.models import scalable
-  try:
-    data = args.file.read_bytes()
-  except OSError as e:
-    raise IcmhError(f"cannot read {args.file}: {e.strerror or e}") from e
-  info = scalable.describe(data)
+  _, info = read_icmh(args.file)
   if args.json:
     print(json.dumps(info))
     return 0
