@@ -93,8 +93,9 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   c.system, c.seed = system, seed
   c.model = ml_collections.ConfigDict()
   c.loss = dict(lam=0.01, mask="none")  # loss = R + lam * 255**2 * mse(m * x, m * x_hat)
+  # mask_source of the bundled set: "canny", or "sam" (sam_checkpoint needed to write it once).
   c.data = dict(name="bundled", dir="", crop=256, batch_size=8, mask_source="canny",
-                shuffle_seed=0)
+                sam_checkpoint="", shuffle_seed=0)
   c.optim = dict(lr=1e-4, aux_lr=1e-3, clip_norm=1.0)
   c.schedule = dict(total_steps=600_000, milestones=(450_000, 550_000), gamma=0.1)
   c.log_every, c.ckpt_every, c.eval_every = 100, 5_000, 50_000

@@ -1,8 +1,8 @@
 """`make demo`: the end-to-end tiny study on CPU (issue 9), in miniature of the paper.
 
-Builds the bundled photo set (Canny edge maps: the named fallback mask source, no SAM checkpoint
-ships), trains a tiny SA-ICM, then tiny ICMH-FF, FR-ICMH and PR-ICMH at three λ on top of it,
-evaluates every model with real `.icmh` bitstreams, and writes `demo_out/`:
+Builds the bundled photo set (Canny edge maps, the named fallback mask source; SAM edge maps with
+`--sam-checkpoint`), trains a tiny SA-ICM, then tiny ICMH-FF, FR-ICMH and PR-ICMH at three λ on
+top of it, evaluates every model with real `.icmh` bitstreams, and writes `demo_out/`:
 
   report.md    what ran, Table I / Table II style tables, timings, whether the paper's ordering held
   rd.png       PSNR vs bpp (solid: human layer only, dashed: total)
@@ -10,9 +10,11 @@ evaluates every model with real `.icmh` bitstreams, and writes `demo_out/`:
   example.icmh the bitstream behind them
   eval/        per-image CSV, summary JSON, tables, bitstreams;  runs/   checkpoints and logs
 
-Re-running reuses finished runs (their checkpoints) and says so.
+Re-running reuses finished runs of the same config (their checkpoints) and says so; a run whose
+config changed (steps, λ, mask source, ...) is trained again.
 
   python -m icmh_jax.demo --out demo_out [--steps 120] [--lams 0.005,0.02,0.05] [--na 3]
+      [--sam-checkpoint sam_vit_b_01ec64.pth]
 """
 
 import argparse
@@ -25,6 +27,7 @@ import sys
 import time
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
+EDGE_NAMES = {"canny": "Canny edge maps", "sam": "SAM edge maps"}
 
 
 @dataclasses.dataclass
@@ -57,14 +60,35 @@ def finished(workdir: str, total: int) -> bool:
   return total in checkpoint.step_dirs(os.path.join(workdir, "checkpoints"))
 
 
-def train(config, workdir: str, label: str) -> tuple[float, bool]:
-  """Trains unless `workdir` already holds the final step; returns (seconds, reused)."""
+def _plain_config(config) -> dict:
+  return json.loads(json.dumps(config.to_dict(), default=list))
+
+
+def train(config, workdir: str, label: str, base=None) -> tuple[float, bool]:
+  """Trains unless `workdir` already holds the final step of the same config; returns
+  (seconds, reused). A run started with another config (steps, λ, mask source, the config of
+  the `base` SA-ICM under it, ...) is started again from scratch; an unfinished run with the
+  same config resumes from its checkpoint."""
   from icmh_jax.train import loop
   total = int(config.schedule.total_steps)
-  if finished(workdir, total):
+  stamp = os.path.join(workdir, "demo_config.json")
+  wanted = {"config": _plain_config(config), "base": base and _plain_config(base)}
+  saved = None
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      saved = json.load(f)
+  if os.path.isdir(workdir) and saved != wanted:
+    say(f"{label}: {workdir} holds a run with another config; starting it again")
+    shutil.rmtree(workdir)
+  elif finished(workdir, total):
     say(f"{label}: reusing the finished run in {workdir} (step {total})")
     return 0.0, True
+  elif os.path.isdir(workdir):
+    say(f"{label}: resuming the unfinished run in {workdir}")
   say(f"{label}: training {total} steps in {workdir}")
+  os.makedirs(workdir, exist_ok=True)
+  with open(stamp, "w") as f:
+    json.dump(wanted, f, indent=1)
   t = time.perf_counter()
   loop.train_and_evaluate(config, workdir)
   return time.perf_counter() - t, False
@@ -77,7 +101,7 @@ def overrides(args) -> dict:
        # The study's evaluation codes real bitstreams for every model; the in-training
        # validation keeps to the estimate so that each run stays about a minute.
        "eval.compress_images": 0, "eval.num_batches": 1,
-       "data.dir": os.path.join(args.out, "data")}
+       "data.dir": os.path.join(args.out, "data"), "data.mask_source": args.mask_source}
   return o
 
 
@@ -151,10 +175,12 @@ def write_report(args, runs, base: Run, summary, example, timings) -> str:
       "# icmh-jax demo: the tiny end-to-end study", "",
       "Everything below was produced by this run of `make demo` (`python -m icmh_jax.demo`) on this",
       "machine; nothing is copied in. Tiny models (configs/*.py `tiny`) on the bundled photos with",
-      "Canny edge maps (the named fallback mask source: no SAM checkpoint ships with the package), so",
+      (f"SAM edge maps ({args.sam_checkpoint}), so" if args.mask_source == "sam" else
+       "Canny edge maps (the named fallback mask source: no SAM checkpoint was given), so"),
       "the numbers show the machinery, not the paper's quality.", "",
       "## What ran", "",
-      f"- data: bundled photos (scikit-image, scikit-learn, matplotlib samples) in `{args.out}/data`",
+      f"- data: bundled photos (scikit-image, scikit-learn, matplotlib samples) with "
+      f"{EDGE_NAMES[args.mask_source]} in `{args.out}/data`",
       f"- SA-ICM (machine codec, λ = {base.lam}, edge-masked MSE): {args.steps} steps, "
       + ("reused" if base.reused else f"{base.seconds:.0f} s"),
   ]
@@ -186,7 +212,12 @@ def main(argv=None) -> int:
   p.add_argument("--na", type=int, default=3, help="N_a, slices of the additional codec")
   p.add_argument("--images", type=int, default=0, help="validation images to evaluate (0: all)")
   p.add_argument("--crop", type=int, default=256, help="central crop of the evaluation images")
+  p.add_argument("--sam-checkpoint", default="",
+                 help="SAM .pth (or .npz of its state_dict): SAM edge maps instead of Canny")
+  p.add_argument("--sam-model", choices=("vit_b", "vit_l", "vit_h"),
+                 help="SAM size (default: from the checkpoint's file name)")
   args = p.parse_args(argv)
+  args.mask_source = "sam" if args.sam_checkpoint else "canny"
   lams = [float(v) for v in args.lams.split(",") if v]
   os.makedirs(args.out, exist_ok=True)
   import jax
@@ -197,13 +228,14 @@ def main(argv=None) -> int:
   from icmh_jax.data import bundled
   from icmh_jax.evaluation import images as images_lib, rd
   t_all = time.perf_counter()
-  say("building the bundled data set (photos + Canny edge maps)")
-  bundled.prepare(os.path.join(args.out, "data"), "canny", progress=True)
+  say(f"building the bundled data set (photos + {EDGE_NAMES[args.mask_source]})")
+  bundled.prepare(os.path.join(args.out, "data"), args.mask_source, progress=True,
+                  sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model)
 
   runs_dir = os.path.join(args.out, "runs")
-  cfg = load_config("sa_icm", "tiny", **overrides(args))
-  base = Run("sa_icm", float(cfg.loss.lam), os.path.join(runs_dir, "sa_icm"))
-  base.seconds, base.reused = train(cfg, base.workdir, "SA-ICM")
+  base_cfg = load_config("sa_icm", "tiny", **overrides(args))
+  base = Run("sa_icm", float(base_cfg.loss.lam), os.path.join(runs_dir, "sa_icm"))
+  base.seconds, base.reused = train(base_cfg, base.workdir, "SA-ICM")
 
   runs = []
   for system in SYSTEMS:
@@ -211,14 +243,14 @@ def main(argv=None) -> int:
       cfg = load_config(system, f"tiny,na={args.na},lam={lam}", base_checkpoint=base.workdir,
                         **overrides(args))
       run = Run(system, lam, os.path.join(runs_dir, f"{system}_na{args.na}_lam{lam}"))
-      run.seconds, run.reused = train(cfg, run.workdir, f"{system} λ={lam}")
+      run.seconds, run.reused = train(cfg, run.workdir, f"{system} λ={lam}", base=base_cfg)
       runs.append(run)
 
   say("evaluating every model with real bitstreams")
   t = time.perf_counter()
   # One crop size for every image: each system's coder then compiles once, not once per shape.
   images = images_lib.load_images("bundled", data_dir=os.path.join(args.out, "data"),
-                                  split="validation", edges="canny", crop=args.crop,
+                                  split="validation", edges=args.mask_source, crop=args.crop,
                                   limit=args.images or None)
   entries = rd.load_entries([r.workdir for r in runs])
   # pchip: three λ give three RD points per curve, too few for the classic cubic fit.

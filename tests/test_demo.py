@@ -1,4 +1,5 @@
-"""The shortened end-to-end demo (issue 9): the report's tables parse and every bpp is real bytes."""
+"""The end-to-end demo (issue 9): re-run bookkeeping; a shortened demo whose report's tables
+parse and whose every bpp is real bytes."""
 
 import csv
 import glob
@@ -10,6 +11,38 @@ import pytest
 
 from icmh_jax import demo
 from icmh_jax.evaluation import tables
+from icmh_jax.train import loop
+
+
+def test_reruns_reuse_only_finished_runs_of_the_same_config(tmp_path, monkeypatch):
+  trained = []
+
+  def fake_train(config, workdir):  # writes the step directory a finished run leaves
+    trained.append(workdir)
+    steps = int(config.schedule.total_steps)
+    os.makedirs(os.path.join(workdir, "checkpoints", str(steps), "params"))
+
+  monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
+  base = demo.load_config("sa_icm", "tiny", **{"schedule.total_steps": 5})
+  cfg = demo.load_config("fr_icmh", "tiny", **{"schedule.total_steps": 5})
+  wd, base_wd = str(tmp_path / "fr"), str(tmp_path / "sa")
+  assert demo.train(base, base_wd, "sa")[1] is False
+  assert demo.train(cfg, wd, "fr", base=base)[1] is False
+  assert demo.train(base, base_wd, "sa")[1] is True
+  assert demo.train(cfg, wd, "fr", base=base)[1] is True
+  assert len(trained) == 2
+  # Another λ, or the same run over an SA-ICM with another mask source, trains again.
+  other_lam = demo.load_config("fr_icmh", "tiny,lam=0.05", **{"schedule.total_steps": 5})
+  assert demo.train(other_lam, wd, "fr", base=base)[1] is False
+  other_base = demo.load_config("sa_icm", "tiny", **{"schedule.total_steps": 5,
+                                                     "data.mask_source": "sam"})
+  assert demo.train(other_lam, wd, "fr", base=other_base)[1] is False
+  assert len(trained) == 4
+  # An unfinished run of the same config is resumed in place, not wiped.
+  marker = tmp_path / "fr" / "checkpoints" / "2"
+  os.rename(tmp_path / "fr" / "checkpoints" / "5", marker)
+  assert demo.train(other_lam, wd, "fr", base=other_base)[1] is False
+  assert marker.is_dir() and len(trained) == 5
 
 
 @pytest.mark.slow
@@ -45,3 +78,4 @@ def test_short_demo_report_tables_parse_and_bpp_equal_file_bytes(tmp_path):
   assert demo.main(["--out", out, "--steps", "3", "--lams", "0.01,0.05", "--images", "1"]) == 0
   runs = json.load(open(os.path.join(out, "demo.json")))["runs"]
   assert all(r["reused"] for r in runs)
+  assert "reused" in open(os.path.join(out, "report.md")).read()

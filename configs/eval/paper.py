@@ -19,7 +19,8 @@ def get_config(arg=None):
   # BD-rate: fit and anchor (Table I is against ICMH-FF with the same N_a).
   c.bd = dict(method=common.check_choice("method", arg.method, METHODS), anchor="icmh_ff")
   # Data: split of a dataset (bundled / coco_val), edge maps for plain folders ("canny" or
-  # "none"), optional central crop and image limit (0 = whole images, all of them).
+  # "none") or the bundled set's mask source ("canny" or "sam"), optional central crop and image
+  # limit (0 = whole images, all of them).
   c.data = dict(split="validation", data_dir="", edges="canny", crop=arg.crop, limit=arg.limit)
   # Output: keep every .icmh file under OUT/bitstreams/.
   c.keep_bitstreams = True

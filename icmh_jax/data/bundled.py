@@ -3,9 +3,10 @@
 Tiny runs, tests and the demo train on it with no download. The split is fixed (`TRAIN`,
 `VALIDATION`); greyscale photos are replicated to RGB; images are stored as lossless PNG of the
 packaged pixels. Edge maps come from a named mask source: `canny` (`icmh_jax.sam.edges`, Canny on
-the photo) is the only one possible without a SAM checkpoint, and asking for another one is an
-error rather than a silent substitution. The set is written once per data directory as the TFDS
-array_record dataset `bundled_<mask_source>` through `icmh_jax.data.sam_edges`.
+the photo, no checkpoint) or `sam` (SA-ICM's rule: SAM's automatic masks -> label map -> Canny,
+needs a SAM checkpoint when the set is first written). Asking for `sam` without one is an error
+rather than a silent substitution. The set is written once per data directory and mask source as
+the TFDS array_record dataset `bundled_<mask_source>` through `icmh_jax.data.sam_edges`.
 """
 
 import io
@@ -22,7 +23,7 @@ TRAIN = (("skimage", "astronaut"), ("skimage", "coffee"), ("skimage", "rocket"),
          ("sklearn", "china.jpg"))
 VALIDATION = (("skimage", "chelsea"), ("sklearn", "flower.jpg"), ("matplotlib", "grace_hopper.jpg"))
 SPLITS = {"train": TRAIN, "validation": VALIDATION}
-MASK_SOURCES = ("canny",)
+MASK_SOURCES = ("canny", "sam")
 
 
 def load_photo(package: str, name: str) -> np.ndarray:
@@ -44,14 +45,30 @@ def load_photo(package: str, name: str) -> np.ndarray:
   return np.repeat(img[..., None], 3, axis=-1) if img.ndim == 2 else img[..., :3]
 
 
-def edge_map(image: np.ndarray, mask_source: str) -> np.ndarray:
-  """bool [H, W] edge map of `image` from the named mask source."""
+def edge_fn(mask_source: str, sam_checkpoint: str = "", sam_model: str | None = None,
+            sam_amg: dict | None = None):
+  """The function uint8 [H, W, 3] -> bool [H, W] edge map of the named mask source.
+
+  `sam` loads `sam_checkpoint` (official `.pth` or `.npz` of its state_dict; the size from its
+  file name unless `sam_model` says) and runs the automatic mask generator with SAM's default
+  settings updated by `sam_amg` (its keyword arguments), keeping the 255 largest masks of a
+  photo with more.
+  """
+  from icmh_jax.sam import edges
   if mask_source not in MASK_SOURCES:
     raise ConfigError(f"mask source {mask_source!r} is not available for the bundled photos "
-                      f"(allowed: {', '.join(MASK_SOURCES)}); SAM edge maps need a checkpoint: "
-                      f"precompute them with `python -m icmh_jax.sam.precompute --source folder`")
-  from icmh_jax.sam import edges
-  return edges.canny_edge_map(image)
+                      f"(allowed: {', '.join(MASK_SOURCES)})")
+  if mask_source == "canny":
+    return edges.canny_edge_map
+  if not sam_checkpoint:
+    raise ConfigError("SAM edge maps of the bundled photos need a SAM checkpoint (demo: "
+                      "--sam-checkpoint; training: --config.data.sam_checkpoint); use the mask "
+                      "source canny to run without SAM")
+  from icmh_jax.sam import precompute
+  from icmh_jax.sam.predictor import SamPredictor
+  params, config = precompute.load_sam(sam_checkpoint, sam_model)
+  return precompute.sam_edge_fn(SamPredictor(params, config), dict(sam_amg or {}),
+                                too_many="largest")
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -65,15 +82,18 @@ def dataset_name(mask_source: str) -> str:
   return f"bundled_{mask_source}"
 
 
-def examples(split: str, mask_source: str = "canny") -> list[dict]:
-  """The records of a split: dict(image_id, image_bytes (PNG), edges bool [H, W])."""
+def examples(split: str, edges_of=None) -> list[dict]:
+  """The records of a split: dict(image_id, image_bytes (PNG), edges bool [H, W]).
+
+  `edges_of`: the edge function (`edge_fn(...)`); default Canny.
+  """
   if split not in SPLITS:
     raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+  edges_of = edges_of or edge_fn("canny")
   out = []
   for package, name in SPLITS[split]:
     image = load_photo(package, name)
-    out.append(dict(image_id=f"{package}/{name}", image_bytes=_png(image),
-                    edges=edge_map(image, mask_source)))
+    out.append(dict(image_id=f"{package}/{name}", image_bytes=_png(image), edges=edges_of(image)))
   return out
 
 
@@ -81,20 +101,29 @@ def default_dir() -> str:
   return os.path.join(os.path.expanduser("~"), ".cache", "icmh_jax", "data")
 
 
-def prepare(data_dir: str = "", mask_source: str = "canny", progress: bool = False) -> str:
+def prepare(data_dir: str = "", mask_source: str = "canny", progress: bool = False,
+            sam_checkpoint: str = "", sam_model: str | None = None,
+            sam_amg: dict | None = None) -> str:
   """Writes the bundled set under `data_dir` (default ~/.cache/icmh_jax/data) unless present.
 
+  Args:
+    data_dir: the TFDS data directory.
+    mask_source: "canny" or "sam" (see `edge_fn`).
+    progress: show a progress bar per split.
+    sam_checkpoint, sam_model, sam_amg: the SAM model of `mask_source="sam"` and generator
+      settings (see `edge_fn`); only used while a split is missing.
+
   Returns:
-    The data directory (`load(data_dir, split)` reads it).
+    The data directory (`load(data_dir, split, mask_source)` reads it).
   """
   from icmh_jax.data import sam_edges
   data_dir = data_dir or default_dir()
   name = dataset_name(mask_source)
-  edge_map(np.zeros((8, 8, 3), np.uint8), mask_source)  # reject an unknown source before any work
-  for split in SPLITS:
-    if not sam_edges.shard_path(data_dir, name, split, 0, 1).exists():
-      sam_edges.write_split(data_dir, name, split, examples(split, mask_source), num_shards=1,
-                            progress=progress)
+  todo = [s for s in SPLITS if not sam_edges.shard_path(data_dir, name, s, 0, 1).exists()]
+  edges_of = edge_fn(mask_source, sam_checkpoint, sam_model, sam_amg) if todo else None
+  for split in todo:
+    sam_edges.write_split(data_dir, name, split, examples(split, edges_of), num_shards=1,
+                          progress=progress)
   return data_dir
 
 

@@ -104,7 +104,8 @@ def load_images(data, *, data_dir=None, split="validation", edges="canny", crop=
     data_dir: where the `coco_sam_edges` dataset was written (coco_val), or where the bundled
       set is written on first use (bundled; default ~/.cache/icmh_jax/data).
     split: the dataset split.
-    edges: edge source for a folder ("canny" or "none"); datasets bring their own edge maps.
+    edges: edge source for a folder ("canny" or "none"); the bundled set's mask source ("canny",
+      or "sam" once written with a SAM checkpoint); coco_val brings its own edge maps.
     crop: optional central crop side.
     limit: optional maximum number of images.
 
@@ -113,7 +114,9 @@ def load_images(data, *, data_dir=None, split="validation", edges="canny", crop=
   """
   if data == "bundled":
     from icmh_jax.data import bundled
-    source = bundled.load(bundled.prepare(data_dir or ""), split)  # written once, then cached
+    mask_source = "sam" if edges == "sam" else "canny"
+    # Written once, then cached (the sam set needs a checkpoint when first written).
+    source = bundled.load(bundled.prepare(data_dir or "", mask_source), split, mask_source)
     return from_records(source, "bundled", crop=crop, limit=limit)
   if data == "coco_val":
     if not data_dir:

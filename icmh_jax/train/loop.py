@@ -43,7 +43,7 @@ def load_sources(config):
   d = config.data
   if d.name == "bundled":
     if jax.process_index() == 0:
-      bundled.prepare(d.dir, d.mask_source)
+      bundled.prepare(d.dir, d.mask_source, sam_checkpoint=d.get("sam_checkpoint", ""))
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       multihost_utils.sync_global_devices("bundled data prepared")

@@ -1,5 +1,7 @@
 """The bundled photo set: fixed split of real photos, Canny edge maps, written and read via TFDS."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -25,6 +27,40 @@ def test_prepared_splits_read_back_the_photos_and_their_canny_edges(tmp_path):
   assert grey.shape[-1] == 3 and np.array_equal(grey[..., 0], grey[..., 2])
 
 
-def test_unknown_mask_source_is_refused_not_substituted(tmp_path):
-  with pytest.raises(ConfigError, match="mask source 'sam' is not available.*allowed: canny"):
+def test_unknown_mask_source_and_sam_without_checkpoint_are_refused_not_substituted(tmp_path):
+  with pytest.raises(ConfigError, match="mask source 'hed' is not available.*allowed: canny, sam"):
+    bundled.prepare(str(tmp_path), mask_source="hed")
+  with pytest.raises(ConfigError, match="need a SAM checkpoint.*--sam-checkpoint"):
     bundled.prepare(str(tmp_path), mask_source="sam")
+  assert not list(tmp_path.iterdir())
+
+
+def test_sam_mask_source_writes_sam_edge_maps_and_needs_no_checkpoint_once_written(
+    tmp_path, monkeypatch, reference_dir):
+  from icmh_jax.convert.sam import from_torch
+  from icmh_jax.golden.sam import rebuild_state_dict
+  from icmh_jax.sam import amg, precompute
+  from icmh_jax.sam.model import config_from_golden, param_shapes
+  from icmh_jax.sam.predictor import SamPredictor
+  # The golden set's small SAM (weights from its seed rule) stands in for an official checkpoint.
+  meta = json.loads((reference_dir / "sam" / "sam_golden.json").read_text())
+  config = config_from_golden(meta)
+  params = from_torch(rebuild_state_dict(meta["weights"]["specs"]), config, param_shapes(config))
+  loads = []
+  monkeypatch.setattr(precompute, "load_sam",
+                      lambda path, model: loads.append(path) or (params, config))
+  monkeypatch.setattr(bundled, "SPLITS", {"train": (("skimage", "coins"),),
+                                          "validation": (("skimage", "chelsea"),)})
+  grid = dict(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+  data_dir = bundled.prepare(str(tmp_path), "sam", sam_checkpoint="sam_vit_b.pth", sam_amg=grid)
+  assert loads == ["sam_vit_b.pth"]
+  rec = bundled.load(data_dir, "validation", "sam")[0]
+  chelsea = bundled.load_photo("skimage", "chelsea")
+  np.testing.assert_array_equal(rec["image"], chelsea)
+  records = amg.AutomaticMaskGenerator(SamPredictor(params, config), **grid).generate(chelsea)
+  assert records  # thresholds at 0: the random model's masks are kept, so the map has edges
+  want = edges.edge_map(records, chelsea.shape[:2])
+  np.testing.assert_array_equal(rec["edges"], want)
+  assert want.any() and not np.array_equal(want, edges.canny_edge_map(chelsea))
+  assert bundled.prepare(str(tmp_path), "sam") == data_dir  # written: no checkpoint needed
+  assert loads == ["sam_vit_b.pth"]
