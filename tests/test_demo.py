@@ -79,3 +79,34 @@ def test_short_demo_report_tables_parse_and_bpp_equal_file_bytes(tmp_path):
   runs = json.load(open(os.path.join(out, "demo.json")))["runs"]
   assert all(r["reused"] for r in runs)
   assert "reused" in open(os.path.join(out, "report.md")).read()
+
+
+def _summary(bd, points):
+  runs = [dict(system=s, bpp_human=r, psnr=q) for s, pts in points.items() for r, q in pts]
+  return {"bd_rate": {"psnr/human": {f"{s}/na3": v for s, v in bd.items()}}, "runs": runs}
+
+
+def test_ordering_uses_bd_rate_when_it_exists_and_point_dominance_otherwise():
+  ff = [(0.20, 30.0), (0.40, 32.0)]
+  held, text = demo.ordering(_summary({"icmh_ff": 0.0, "fr_icmh": -3.0, "pr_icmh": -25.0}, {}))
+  assert held is True and "-3.00 %" in text and "-25.00 %" in text
+  assert demo.ordering(_summary({"icmh_ff": 0.0, "fr_icmh": -3.0, "pr_icmh": 1.0}, {}))[0] is False
+  # No BD-rate (NaN / None): decided by dominance of the points.
+  no_bd = {"icmh_ff": 0.0, "fr_icmh": None, "pr_icmh": float("nan")}
+  better = {"icmh_ff": ff, "fr_icmh": [(0.19, 30.5), (0.39, 32.5)],
+            "pr_icmh": [(0.10, 33.0)]}
+  held, text = demo.ordering(_summary(no_bd, better))
+  assert held is True and "FR-ICMH vs ICMH-FF: better" in text
+  worse = dict(better, fr_icmh=[(0.5, 29.0)])
+  assert demo.ordering(_summary(no_bd, worse))[0] is False
+  crossing = dict(better, fr_icmh=[(0.1, 29.0), (0.6, 34.0)])
+  held, text = demo.ordering(_summary(no_bd, crossing))
+  assert held is None and "FR-ICMH vs ICMH-FF: mixed" in text and "could not be decided" in text
+
+
+def test_dominance_needs_every_point_of_the_other_curve_matched_or_beaten():
+  a = [(0.1, 30.0), (0.3, 33.0)]
+  assert demo.dominance([(0.1, 30.0), (0.3, 33.5)], a) == "better"
+  assert demo.dominance(a, [(0.1, 30.0), (0.3, 33.5)]) == "worse"
+  assert demo.dominance(a, a) == "mixed"  # equal curves: neither is better
+  assert demo.dominance([(0.05, 31.0)], a) == "mixed"  # never reaches 33 dB
