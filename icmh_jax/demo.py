@@ -7,6 +7,7 @@ top of it, evaluates every model with real `.icmh` bitstreams, and writes `demo_
   report.md    what ran, Table I / Table II style tables, timings, whether the paper's ordering held
   rd.png       PSNR vs bpp (solid: human layer only, dashed: total)
   machine.png, human.png, side_by_side.png   one validation image encoded once, decoded twice
+  edges.png    that image's edge map m (the mask of SA-ICM's loss)
   example.icmh the bitstream behind them
   eval/        per-image CSV, summary JSON, tables, bitstreams;  runs/   checkpoints and logs
 
@@ -27,7 +28,7 @@ import sys
 import time
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
-EDGE_NAMES = {"canny": "Canny edge maps", "sam": "SAM edge maps"}
+EDGE_NAMES = {"canny": "Canny", "sam": "SAM"}
 
 
 @dataclasses.dataclass
@@ -105,7 +106,7 @@ def overrides(args) -> dict:
   return o
 
 
-def example_images(summary_entry, image, out: str) -> dict:
+def example_images(summary_entry, image, out: str, edge_label: str = "") -> dict:
   """Encodes `image` once with `entry` and decodes it twice (machine, human)."""
   import numpy as np
   from icmh_jax import imageio
@@ -125,11 +126,18 @@ def example_images(summary_entry, image, out: str) -> dict:
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
-  fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
-  for ax, img, title in zip(axes, (image.x, x_m, x_h),
-                            ("original", f"machine layer: {bpp['machine']:.3f} bpp",
-                             f"machine + human: {bpp['machine'] + bpp['human']:.3f} bpp")):
-    ax.imshow(np.clip(img, 0, 1))
+  panels = [(image.x, "original")]
+  if image.edges is not None:  # the mask m that SA-ICM's loss weights (eq. 1)
+    imageio.write_image(os.path.join(out, "edges.png"), image.edges.astype(np.float32))
+    panels.append((image.edges, f"edge map m ({edge_label or image.edge_source})"))
+  panels += [(x_m, f"machine layer: {bpp['machine']:.3f} bpp"),
+             (x_h, f"machine + human: {bpp['machine'] + bpp['human']:.3f} bpp")]
+  fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
+  for ax, (img, title) in zip(axes, panels):
+    if img.ndim == 2:
+      ax.imshow(img, cmap="gray")
+    else:
+      ax.imshow(np.clip(img, 0, 1))
     ax.set_title(title)
     ax.axis("off")
   fig.suptitle(f"{entry.system.name}, λ = {entry.lam}: one file ({len(data)} bytes), decoded twice")
@@ -211,7 +219,7 @@ def write_report(args, runs, base: Run, summary, example, timings) -> str:
       "the numbers show the machinery, not the paper's quality.", "",
       "## What ran", "",
       f"- data: bundled photos (scikit-image, scikit-learn, matplotlib samples) with "
-      f"{EDGE_NAMES[args.mask_source]} in `{args.out}/data`",
+      f"{EDGE_NAMES[args.mask_source]} edge maps in `{args.out}/data`",
       f"- SA-ICM (machine codec, λ = {base.lam}, edge-masked MSE): {args.steps} steps, "
       + ("reused" if base.reused else f"{base.seconds:.0f} s"),
   ]
@@ -249,7 +257,24 @@ def main(argv=None) -> int:
                  help="SAM size (default: from the checkpoint's file name)")
   args = p.parse_args(argv)
   args.mask_source = "sam" if args.sam_checkpoint else "canny"
-  lams = [float(v) for v in args.lams.split(",") if v]
+  try:
+    lams = [float(v) for v in args.lams.split(",") if v.strip()]
+  except ValueError:
+    p.error(f"--lams {args.lams!r}: give comma-separated numbers, e.g. 0.005,0.02,0.05")
+  if len(lams) < 2:
+    p.error("--lams: give at least two λ (one RD point per λ; BD-rate needs a curve)")
+  if args.steps < 1 or args.crop < 160 or args.images < 0:
+    p.error("need --steps >= 1, --crop >= 160 (MS-SSIM's minimum) and --images >= 0")
+  from icmh_jax.errors import IcmhError
+  try:
+    return run(args, lams)
+  except IcmhError as e:
+    print(f"demo: error: {e}", file=sys.stderr)
+    return 1
+
+
+def run(args, lams) -> int:
+  """The study of `main`'s parsed arguments."""
   os.makedirs(args.out, exist_ok=True)
   import jax
   from absl import logging as absl_logging
@@ -259,23 +284,23 @@ def main(argv=None) -> int:
   from icmh_jax.data import bundled
   from icmh_jax.evaluation import images as images_lib, rd
   t_all = time.perf_counter()
-  say(f"building the bundled data set (photos + {EDGE_NAMES[args.mask_source]})")
+  say(f"building the bundled data set (photos + {EDGE_NAMES[args.mask_source]} edge maps)")
   bundled.prepare(os.path.join(args.out, "data"), args.mask_source, progress=True,
                   sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model)
 
   runs_dir = os.path.join(args.out, "runs")
   base_cfg = load_config("sa_icm", "tiny", **overrides(args))
   base = Run("sa_icm", float(base_cfg.loss.lam), os.path.join(runs_dir, "sa_icm"))
+  # Every config first: a bad knob (N_a, λ) fails here, not after minutes of training.
+  todo = [(Run(system, lam, os.path.join(runs_dir, f"{system}_na{args.na}_lam{lam}")),
+           load_config(system, f"tiny,na={args.na},lam={lam}", base_checkpoint=base.workdir,
+                       **overrides(args)))
+          for system in SYSTEMS for lam in lams]
   base.seconds, base.reused = train(base_cfg, base.workdir, "SA-ICM")
-
   runs = []
-  for system in SYSTEMS:
-    for lam in lams:
-      cfg = load_config(system, f"tiny,na={args.na},lam={lam}", base_checkpoint=base.workdir,
-                        **overrides(args))
-      run = Run(system, lam, os.path.join(runs_dir, f"{system}_na{args.na}_lam{lam}"))
-      run.seconds, run.reused = train(cfg, run.workdir, f"{system} λ={lam}", base=base_cfg)
-      runs.append(run)
+  for run, cfg in todo:
+    run.seconds, run.reused = train(cfg, run.workdir, f"{run.system} λ={run.lam}", base=base_cfg)
+    runs.append(run)
 
   say("evaluating every model with real bitstreams")
   t = time.perf_counter()
@@ -291,7 +316,7 @@ def main(argv=None) -> int:
   if fig:
     shutil.copyfile(fig, os.path.join(args.out, "rd.png"))
   pick = next(e for e in entries if e.system.name == "fr_icmh")
-  example = example_images(pick, images[0], args.out)
+  example = example_images(pick, images[0], args.out, EDGE_NAMES[args.mask_source])
   timings["total"] = time.perf_counter() - t_all
   report = write_report(args, runs, base, summary, example, timings)
   with open(os.path.join(args.out, "demo.json"), "w") as f:

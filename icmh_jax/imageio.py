@@ -136,33 +136,37 @@ def write_image(path, array) -> None:
     a = a[..., 0]
   if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] != 3) or 0 in a.shape:
     raise ImageError(f"cannot write {path}: image shape {a.shape}; expected [H, W, 3] or [H, W]")
-  folder = path.parent if str(path.parent) else pathlib.Path(".")
-  try:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-  except OSError as e:
-    raise ImageError(f"cannot write {path}: {e}") from e
-  try:
-    with os.fdopen(fd, "wb") as f:
-      Image.fromarray(a).save(f, format=fmt)
-    os.replace(tmp, path)
-  except BaseException as e:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    if isinstance(e, OSError):
-      raise ImageError(f"cannot write {path}: {e}") from e
-    raise
+  _atomic_write(path, lambda f: Image.fromarray(a).save(f, format=fmt), ImageError)
 
 
 def write_bytes(path, data: bytes) -> None:
   """Writes bytes atomically (same temporary-file + rename scheme as `write_image`)."""
-  path = pathlib.Path(path)
+  _atomic_write(pathlib.Path(path), lambda f: f.write(data), IcmhError)
+
+
+def _file_mode() -> int:
+  mask = os.umask(0)
+  os.umask(mask)
+  return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()  # what open() would give: mkstemp's files are private (0600)
+
+
+def _atomic_write(path: pathlib.Path, write, error: type[IcmhError]) -> None:
+  """`write(binary file)` into a temporary file beside `path`, then renames it to `path`; an
+  OSError becomes `error`, and no temporary file is left behind."""
   folder = path.parent if str(path.parent) else pathlib.Path(".")
+  tmp = None
   try:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     with os.fdopen(fd, "wb") as f:
-      f.write(data)
+      write(f)
+    os.chmod(tmp, _FILE_MODE)
     os.replace(tmp, path)
-  except OSError as e:
-    if "tmp" in locals() and os.path.exists(tmp):
+  except BaseException as e:
+    if tmp is not None and os.path.exists(tmp):
       os.unlink(tmp)
-    raise IcmhError(f"cannot write {path}: {e}") from e
+    if isinstance(e, OSError):
+      raise error(f"cannot write {path}: {e}") from e
+    raise

@@ -50,7 +50,7 @@ def test_short_demo_report_tables_parse_and_bpp_equal_file_bytes(tmp_path):
   out = str(tmp_path / "demo_out")
   assert demo.main(["--out", out, "--steps", "3", "--lams", "0.01,0.05", "--images", "1"]) == 0
   for name in ("report.md", "rd.png", "machine.png", "human.png", "side_by_side.png",
-               "example.icmh"):
+               "edges.png", "example.icmh"):
     assert os.path.getsize(os.path.join(out, name)) > 0, name
   report = open(os.path.join(out, "report.md")).read()
   section = report.split("## RD points")[1]
@@ -110,3 +110,13 @@ def test_dominance_needs_every_point_of_the_other_curve_matched_or_beaten():
   assert demo.dominance(a, [(0.1, 30.0), (0.3, 33.5)]) == "worse"
   assert demo.dominance(a, a) == "mixed"  # equal curves: neither is better
   assert demo.dominance([(0.05, 31.0)], a) == "mixed"  # never reaches 33 dB
+
+
+def test_bad_arguments_fail_with_one_line_before_any_training(tmp_path, capsys):
+  out = str(tmp_path / "out")
+  with pytest.raises(SystemExit) as e:
+    demo.main(["--out", out, "--lams", "0.01,x"])
+  assert e.value.code == 2 and "comma-separated numbers" in capsys.readouterr().err
+  assert demo.main(["--out", out, "--na", "7"]) == 1
+  assert "demo: error: config knob na=7 is not allowed" in capsys.readouterr().err
+  assert not os.path.exists(os.path.join(out, "runs"))

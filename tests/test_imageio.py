@@ -115,3 +115,13 @@ def test_write_rounds_and_clips_floats(tmp_path):
 def test_write_unknown_extension_is_refused(tmp_path):
   with pytest.raises(ImageError, match="unknown image extension '.xyz'"):
     imageio.write_image(tmp_path / "a.xyz", np.zeros((2, 2, 3), np.float32))
+
+
+def test_written_files_get_the_permissions_open_would_give(tmp_path, photo):
+  (tmp_path / "plain").write_bytes(b"")  # the umask's mode, as any other tool would write
+  want = os.stat(tmp_path / "plain").st_mode & 0o777
+  imageio.write_image(tmp_path / "a.png", photo)
+  imageio.write_bytes(tmp_path / "a.icmh", b"ICMH")
+  for name in ("a.png", "a.icmh"):
+    assert os.stat(tmp_path / name).st_mode & 0o777 == want, name
+  assert (tmp_path / "a.icmh").read_bytes() == b"ICMH"
