@@ -267,14 +267,14 @@ def main(argv=None) -> int:
     p.error("need --steps >= 1, --crop >= 160 (MS-SSIM's minimum) and --images >= 0")
   from icmh_jax.errors import IcmhError
   try:
-    return run(args, lams)
+    return study(args, lams)
   except IcmhError as e:
     print(f"demo: error: {e}", file=sys.stderr)
     return 1
 
 
-def run(args, lams) -> int:
-  """The study of `main`'s parsed arguments."""
+def study(args, lams) -> int:
+  """The tiny study of `main`'s parsed arguments."""
   os.makedirs(args.out, exist_ok=True)
   import jax
   from absl import logging as absl_logging
