@@ -47,12 +47,7 @@ def say(msg: str) -> None:
 def load_config(family: str, arg: str, **overrides):
   """configs/<family>.py:arg with dotted overrides (as `--config.a.b=v` would)."""
   config = importlib.import_module(f"configs.{family}").get_config(arg)
-  for dotted, value in overrides.items():
-    *path, leaf = dotted.split(".")
-    target = config
-    for p in path:
-      target = target[p]
-    target[leaf] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 
@@ -61,19 +56,15 @@ def finished(workdir: str, total: int) -> bool:
   return total in checkpoint.step_dirs(os.path.join(workdir, "checkpoints"))
 
 
-def _plain_config(config) -> dict:
-  return json.loads(json.dumps(config.to_dict(), default=list))
-
-
 def train(config, workdir: str, label: str, base=None) -> tuple[float, bool]:
   """Trains unless `workdir` already holds the final step of the same config; returns
   (seconds, reused). A run started with another config (steps, λ, mask source, the config of
   the `base` SA-ICM under it, ...) is started again from scratch; an unfinished run with the
   same config resumes from its checkpoint."""
-  from icmh_jax.train import loop
+  from icmh_jax.train import checkpoint, loop
   total = int(config.schedule.total_steps)
   stamp = os.path.join(workdir, "demo_config.json")
-  wanted = {"config": _plain_config(config), "base": base and _plain_config(base)}
+  wanted = checkpoint.plain_json({"config": config, "base": base})
   saved = None
   if os.path.exists(stamp):
     with open(stamp) as f:
@@ -96,14 +87,14 @@ def train(config, workdir: str, label: str, base=None) -> tuple[float, bool]:
 
 
 def overrides(args) -> dict:
-  o = {"schedule.total_steps": args.steps,
-       "schedule.milestones": (int(args.steps * 0.8),),
-       "eval_every": args.steps, "ckpt_every": args.steps, "log_every": max(args.steps // 10, 1),
-       # The study's evaluation codes real bitstreams for every model; the in-training
-       # validation keeps to the estimate so that each run stays about a minute.
-       "eval.compress_images": 0, "eval.num_batches": 1,
-       "data.dir": os.path.join(args.out, "data"), "data.mask_source": args.mask_source}
-  return o
+  return {"schedule.total_steps": args.steps,
+          "schedule.milestones": (int(args.steps * 0.8),),
+          "eval_every": args.steps, "ckpt_every": args.steps,
+          "log_every": max(args.steps // 10, 1),
+          # The study's evaluation codes real bitstreams for every model; the in-training
+          # validation keeps to the estimate so that each run stays about a minute.
+          "eval.compress_images": 0, "eval.num_batches": 1,
+          "data.dir": os.path.join(args.out, "data"), "data.mask_source": args.mask_source}
 
 
 def example_images(summary_entry, image, out: str, edge_label: str = "") -> dict:

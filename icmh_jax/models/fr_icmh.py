@@ -25,8 +25,13 @@ class FRICMH(System):
                                context=self.config["residual_context"] == "machine")
 
   @property
+  def _hyper_y(self) -> bool:
+    """Whether the hyperprior sees the full y rather than the residual y_a."""
+    return self.config["fr_hyper_input"] == "y"
+
+  @property
   def forward_method(self):
-    return functools.partial(_forward, hyper_y=self.config["fr_hyper_input"] == "y")
+    return functools.partial(_forward, hyper_y=self._hyper_y)
 
   def _context(self, y_hat_m):
     return y_hat_m if self.config["residual_context"] == "machine" else None
@@ -35,9 +40,8 @@ class FRICMH(System):
     y = call_method(self.additional, params_a, "analysis", x)
     # y_hat_m is the decoder's own (decoded) machine latent, so the residual is exact.
     y_a = y - y_hat_m[..., :y.shape[-1]]
-    hyper_input = y if self.config["fr_hyper_input"] == "y" else None
     streams, _ = coding.compress_y(self.additional, params_a, y_a, context=self._context(y_hat_m),
-                                   hyper_input=hyper_input)
+                                   hyper_input=y if self._hyper_y else None)
     return streams
 
   def decode_human(self, params_a, streams, z_shape, y_hat_m, x_hat_m):

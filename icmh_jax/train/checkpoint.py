@@ -20,7 +20,7 @@ from icmh_jax.errors import CheckpointError
 CHECKPOINTS = "checkpoints"  # sub-directory of a training workdir holding the step directories
 
 
-def _plain(meta: Mapping[str, Any]) -> dict:
+def plain_json(meta: Mapping[str, Any]) -> dict:
   """`meta` as plain JSON types (ConfigDicts and numpy scalars included)."""
   try:
     return json.loads(json.dumps(meta, default=_json_default))
@@ -53,7 +53,7 @@ def save_params(path, params, meta: Mapping[str, Any]) -> str:
   path = os.path.abspath(os.fspath(path))
   ckptr = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
   ckptr.save(path, args=ocp.args.Composite(params=ocp.args.StandardSave(params),
-                                           meta=ocp.args.JsonSave(_plain(meta))), force=True)
+                                           meta=ocp.args.JsonSave(plain_json(meta))), force=True)
   ckptr.close()
   return path
 
@@ -133,7 +133,7 @@ def _flat(d, prefix=""):
 
 def check_meta(meta: Mapping[str, Any], expect: Mapping[str, Any], path="params") -> None:
   """Raises `CheckpointError` when a value of `expect` (nested keys allowed) differs in `meta`."""
-  got, want = _flat(meta), _flat(_plain(expect))
+  got, want = _flat(meta), _flat(plain_json(expect))
   bad = [f"{k}={got.get(k, '<absent>')!r} but expected {v!r}"
          for k, v in want.items() if got.get(k, "<absent>") != v]
   if bad:
@@ -204,7 +204,7 @@ def save_state(mngr: ocp.CheckpointManager, state, rng, data_state: dict, meta: 
   step = int(jax.device_get(state.step))
   mngr.save(step, metrics=dict(metrics) if metrics else None, args=ocp.args.Composite(
       params=ocp.args.StandardSave(state.params),
-      meta=ocp.args.JsonSave(_plain(meta)),
+      meta=ocp.args.JsonSave(plain_json(meta)),
       opt_state=ocp.args.StandardSave(state.opt_state),
       aux_opt_state=ocp.args.StandardSave(state.aux_opt_state),
       progress=ocp.args.JsonSave({"step": step, "data": data_state,
