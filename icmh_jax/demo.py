@@ -52,8 +52,8 @@ def load_config(family: str, arg: str, **overrides):
 
 
 def finished(workdir: str, total: int) -> bool:
-  from icmh_jax.train import checkpoint
-  return total in checkpoint.step_dirs(os.path.join(workdir, "checkpoints"))
+  from icmh_jax import params_io
+  return total in params_io.step_dirs(os.path.join(workdir, "checkpoints"))
 
 
 def train(config, workdir: str, label: str, base=None) -> tuple[float, bool]:
@@ -61,10 +61,11 @@ def train(config, workdir: str, label: str, base=None) -> tuple[float, bool]:
   (seconds, reused). A run started with another config (steps, λ, mask source, the config of
   the `base` SA-ICM under it, ...) is started again from scratch; an unfinished run with the
   same config resumes from its checkpoint."""
-  from icmh_jax.train import checkpoint, loop
+  from icmh_jax import params_io
+  from icmh_jax.train import loop
   total = int(config.schedule.total_steps)
   stamp = os.path.join(workdir, "demo_config.json")
-  wanted = checkpoint.plain_json({"config": config, "base": base})
+  wanted = params_io.plain_json({"config": config, "base": base})
   saved = None
   if os.path.exists(stamp):
     with open(stamp) as f:

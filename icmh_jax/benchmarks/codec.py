@@ -53,7 +53,7 @@ def run(args) -> dict:
 
   model = TCM(N=args.N, M=args.M, num_slices=args.slices)
   if args.checkpoint:
-    from icmh_jax.train.checkpoint import load_params
+    from icmh_jax.params_io import load_params
     params, _ = load_params(args.checkpoint)
     params = params.get("base", params)
   else:

@@ -10,7 +10,7 @@ def _convert_tcm(args) -> dict:
   """LIC-TCM / SA-ICM weights -> {"base": TCM params}, meta for the registry's `tcm` system."""
   from icmh_jax.convert.pth import load_state_dict
   from icmh_jax.convert.tcm import convert_checkpoint
-  from icmh_jax.train.checkpoint import save_params
+  from icmh_jax.params_io import save_params
   _, params = convert_checkpoint(load_state_dict(args.checkpoint), args.N, args.M, args.slices)
   meta = {"system": args.system,
           "model": {"N_m": args.N, "M": args.M, "num_slices_m": args.slices},

@@ -193,7 +193,7 @@ def save_converted(out_dir, params, config: SamConfig, source: str | None = None
   Returns:
     the meta written: {"system": "sam", "sam_config": name, "model": sizes, "source": ...}.
   """
-  from icmh_jax.train.checkpoint import save_params
+  from icmh_jax.params_io import save_params
   meta = {"system": "sam", "sam_config": config.name, "model": dataclasses.asdict(config)}
   if source is not None:
     meta["source"] = str(source)
@@ -204,7 +204,7 @@ def save_converted(out_dir, params, config: SamConfig, source: str | None = None
 def load_converted(path) -> tuple[dict, SamConfig]:
   """(params, config) from a params directory written by `save_converted` / `icmh convert sam`."""
   from icmh_jax.sam.model import param_shapes
-  from icmh_jax.train.checkpoint import load_params, read_meta
+  from icmh_jax.params_io import load_params, read_meta
   meta = read_meta(path)
   if meta.get("system") != "sam":
     raise CheckpointError(f"checkpoint {path} holds system {meta.get('system')!r}, not 'sam'")

@@ -66,7 +66,7 @@ def load_entries(paths):
   """
   from icmh_jax.errors import CheckpointError
   from icmh_jax.models.registry import load_system
-  from icmh_jax.train.checkpoint import read_meta, resolve_params_dir
+  from icmh_jax.params_io import read_meta, resolve_params_dir
   found = []
   for path in paths:
     try:

@@ -142,7 +142,7 @@ def load_system(checkpoint=None, *, name: str | None = None, model_config=None, 
   """A system with its parameters: from a checkpoint, or a random init (tests, demos).
 
   Args:
-    checkpoint: a params directory or training workdir (`icmh_jax.train.checkpoint.load_params`);
+    checkpoint: a params directory or training workdir (`icmh_jax.params_io.load_params`);
       its meta names the system and model config. None: random init with `seed`.
     name: the expected system name (required without a checkpoint).
     model_config: model config for a random init (ignored with a checkpoint).
@@ -163,7 +163,7 @@ def load_system(checkpoint=None, *, name: str | None = None, model_config=None, 
     # Parameter shapes do not depend on the image size; a small one keeps the init cheap.
     return system, system.init(jax.random.key(seed), INIT_SHAPE)
   import jax
-  from icmh_jax.train.checkpoint import load_params, read_meta
+  from icmh_jax.params_io import load_params, read_meta
   meta = read_meta(checkpoint)
   found = meta.get("system")
   if name is not None and found != name:

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from icmh_jax.data import bundled, pipeline, sam_edges
+from icmh_jax import params_io
 from icmh_jax.train import checkpoint, metrics_writer, optim, step as step_lib
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def fresh_params(system, config):
     else:
       same = {k: config.model[k] for k in ("N_m", "M", "num_slices_m", "slice_width")
               if k in config.model}
-      base, _ = checkpoint.load_params(config.base_checkpoint, {"model": same},
+      base, _ = params_io.load_params(config.base_checkpoint, {"model": same},
                                        like={"base": params["base"]})
       params["base"] = base["base"]
   return params
@@ -89,7 +90,7 @@ def restore_or_init(mngr, system, config, mesh):
     state = state.replace(step=step_lib.replicate(state.step, mesh))
     return state, jax.random.wrap_key_data(step_lib.replicate(key_data, mesh)), data_state
   if config.init_from:
-    params, _ = checkpoint.load_params(config.init_from, like=abstract.params)
+    params, _ = params_io.load_params(config.init_from, like=abstract.params)
   else:
     params = fresh_params(system, config)
   create = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key(), config),

@@ -55,7 +55,7 @@ def test_encode_needs_a_checkpoint_or_random_init(photos, tmp_path, capsys):
 def test_encode_and_decode_with_a_checkpoint_match_the_random_init_it_holds(photos, tmp_path,
                                                                             capsys):
   from icmh_jax.models import registry
-  from icmh_jax.train.checkpoint import save_params
+  from icmh_jax.params_io import save_params
   system, params = registry.load_system(None, name="fr_icmh", model_config=TINY, seed=3)
   ckpt = save_params(tmp_path / "ckpt", params, {"system": "fr_icmh", "model": TINY})
   target = tmp_path / "c.icmh"

@@ -19,7 +19,7 @@ from configs.eval import paper as eval_config  # noqa: E402
 from icmh_jax.evaluation import images as images_lib  # noqa: E402
 from icmh_jax.evaluation import rd, tables  # noqa: E402
 from icmh_jax.models import registry  # noqa: E402
-from icmh_jax.train.checkpoint import save_params  # noqa: E402
+from icmh_jax.params_io import save_params  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -100,5 +100,5 @@ def test_summary_tables_and_plots_are_written(evaluated):
 
 
 def summary_model(root):
-  from icmh_jax.train.checkpoint import read_meta
+  from icmh_jax.params_io import read_meta
   return read_meta(sorted((root / "runs").iterdir())[0])["model"]

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from icmh_jax.train import checkpoint, metrics_writer
+from icmh_jax import params_io
+from icmh_jax.train import metrics_writer
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -43,14 +44,14 @@ def test_resume_after_kill_repeats_the_losses_and_training_lowers_val_loss(tmp_p
   for s in range(1, 25):
     assert math.isclose(got[s], want[s], rel_tol=1e-6), (s, got[s], want[s])
   # The final params are the same too, and the workdir reads back through load_params.
-  p_ref, meta = checkpoint.load_params(tmp_path / "ref")
-  p_run, _ = checkpoint.load_params(tmp_path / "run")
+  p_ref, meta = params_io.load_params(tmp_path / "ref")
+  p_run, _ = params_io.load_params(tmp_path / "run")
   assert meta["system"] == "sa_icm" and meta["model"]["slice_width"] == 16
   for a, b in zip(_leaves(p_ref), _leaves(p_run)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
   # keep_ckpts=2 newest (21, 24), plus the best by validation loss among the checkpoints that
   # had one (12 and 24: every 3rd step that is also an eval step).
-  steps = checkpoint.step_dirs(str(tmp_path / "ref" / checkpoint.CHECKPOINTS))
+  steps = params_io.step_dirs(str(tmp_path / "ref" / params_io.CHECKPOINTS))
   assert steps[-2:] == [21, 24] and set(steps) <= {12, 21, 24}
   records = metrics_writer.read_scalars(str(tmp_path / "ref"))
   val = [r for r in records if "val/loss" in r]

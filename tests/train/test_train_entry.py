@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from icmh_jax.train import checkpoint, metrics_writer
+from icmh_jax import params_io
+from icmh_jax.train import metrics_writer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -39,5 +40,5 @@ def test_tiny_tcm_run_through_train_py_writes_metrics_and_checkpoint(tmp_path):
   assert out.returncode == 0, out.stderr[-3000:]
   steps = [r["step"] for r in metrics_writer.read_scalars(str(work)) if "loss" in r]
   assert steps == [3]  # log_every=10 in tiny: the last step is always logged
-  params, meta = checkpoint.load_params(work)
+  params, meta = params_io.load_params(work)
   assert meta["system"] == "tcm" and meta["model"]["N_m"] == 32 and set(params) == {"base"}

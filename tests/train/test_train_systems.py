@@ -5,7 +5,8 @@ import importlib
 import numpy as np
 import pytest
 
-from icmh_jax.train import checkpoint, loop, metrics_writer
+from icmh_jax import params_io
+from icmh_jax.train import loop, metrics_writer
 
 STEPS = 16
 
@@ -38,7 +39,7 @@ def sa_icm_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_tiny_sa_icm_lowers_its_loss_and_saves_a_loadable_base(sa_icm_run):
-  params, meta = checkpoint.load_params(sa_icm_run / "sa_icm")
+  params, meta = params_io.load_params(sa_icm_run / "sa_icm")
   assert meta["system"] == "sa_icm" and meta["config"]["loss"]["mask"] == "edges"
   assert set(params) == {"base"}
   # The final evaluation also wrote a real .icmh file. Its rate cannot be far below the estimate;
@@ -51,8 +52,8 @@ def test_tiny_sa_icm_lowers_its_loss_and_saves_a_loadable_base(sa_icm_run):
 @pytest.mark.parametrize("family", ["fr_icmh", "pr_icmh"])
 def test_tiny_human_layer_lowers_its_loss_over_the_frozen_base(sa_icm_run, family):
   _train(family, sa_icm_run / family, str(sa_icm_run / "data"), base=str(sa_icm_run / "sa_icm"))
-  base, _ = checkpoint.load_params(sa_icm_run / "sa_icm")
-  trained, meta = checkpoint.load_params(sa_icm_run / family)
+  base, _ = params_io.load_params(sa_icm_run / "sa_icm")
+  trained, meta = params_io.load_params(sa_icm_run / family)
   assert meta["system"] == family
   for a, b in zip(_leaves(base["base"]), _leaves(trained["base"])):
     np.testing.assert_array_equal(a, b)  # the base stayed frozen

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from icmh_jax.errors import CheckpointError
-from icmh_jax.train import checkpoint
+from icmh_jax import params_io
 
 
 def _params(seed=0):
@@ -22,9 +22,9 @@ META = {"system": "tcm", "model": {"N": 8, "M": 16, "num_slices": 2}}
 
 def test_round_trip_restores_identical_arrays_and_meta(tmp_path):
   params = _params()
-  checkpoint.save_params(tmp_path / "p", params, META)
-  got, meta = checkpoint.load_params(tmp_path / "p", expect_meta={"system": "tcm", "model": {"N": 8}},
-                                     like=params)
+  params_io.save_params(tmp_path / "p", params, META)
+  got, meta = params_io.load_params(tmp_path / "p", expect_meta={"system": "tcm", "model": {"N": 8}},
+                                    like=params)
   assert meta == META
   assert jax.tree.structure(got) == jax.tree.structure(params)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(params)):
@@ -33,30 +33,30 @@ def test_round_trip_restores_identical_arrays_and_meta(tmp_path):
 
 
 def test_workdir_path_loads_the_latest_step(tmp_path):
-  root = tmp_path / "run" / checkpoint.CHECKPOINTS
-  checkpoint.save_params(root / "10", _params(1), META)
-  checkpoint.save_params(root / "200", _params(2), META)
+  root = tmp_path / "run" / params_io.CHECKPOINTS
+  params_io.save_params(root / "10", _params(1), META)
+  params_io.save_params(root / "200", _params(2), META)
   os.makedirs(root / "300.orbax-checkpoint-tmp-1")  # an unfinished save is skipped
-  got, _ = checkpoint.load_params(tmp_path / "run")
+  got, _ = params_io.load_params(tmp_path / "run")
   np.testing.assert_array_equal(got["base"]["g_a"]["bias"], _params(2)["base"]["g_a"]["bias"])
 
 
 def test_missing_path_raises_checkpoint_error_naming_it(tmp_path):
   with pytest.raises(CheckpointError, match="nope.*does not exist"):
-    checkpoint.load_params(tmp_path / "nope")
+    params_io.load_params(tmp_path / "nope")
   (tmp_path / "empty").mkdir()
   with pytest.raises(CheckpointError, match="empty"):
-    checkpoint.load_params(tmp_path / "empty")
+    params_io.load_params(tmp_path / "empty")
 
 
 def test_key_and_shape_mismatch_lists_missing_unexpected_and_shapes(tmp_path):
-  checkpoint.save_params(tmp_path / "p", _params(), META)
+  params_io.save_params(tmp_path / "p", _params(), META)
   like = _params()
   del like["base"]["g_a"]["bias"]
   like["base"]["g_s"] = {"kernel": np.zeros((1,))}
   like["base"]["g_a"]["kernel"] = np.zeros((3, 3, 3, 16), np.float32)
   with pytest.raises(CheckpointError) as e:
-    checkpoint.load_params(tmp_path / "p", like=like)
+    params_io.load_params(tmp_path / "p", like=like)
   msg = str(e.value)
   assert "missing keys (1): base/g_s/kernel" in msg
   assert "unexpected keys (1): base/g_a/bias" in msg
@@ -64,21 +64,21 @@ def test_key_and_shape_mismatch_lists_missing_unexpected_and_shapes(tmp_path):
 
 
 def test_meta_mismatch_names_the_field_and_both_values(tmp_path):
-  checkpoint.save_params(tmp_path / "p", _params(), META)
+  params_io.save_params(tmp_path / "p", _params(), META)
   with pytest.raises(CheckpointError, match=r"model.N=8 but expected 128"):
-    checkpoint.load_params(tmp_path / "p", expect_meta={"model": {"N": 128}})
+    params_io.load_params(tmp_path / "p", expect_meta={"model": {"N": 128}})
 
 
 def test_damaged_params_raise_checkpoint_error(tmp_path):
-  checkpoint.save_params(tmp_path / "p", _params(), META)
+  params_io.save_params(tmp_path / "p", _params(), META)
   for name in os.listdir(tmp_path / "p" / "params"):
     if name.endswith("METADATA") or name.startswith("manifest"):
       os.remove(tmp_path / "p" / "params" / name)
   with pytest.raises(CheckpointError, match="unreadable"):
-    checkpoint.load_params(tmp_path / "p")
+    params_io.load_params(tmp_path / "p")
 
 
 def test_long_key_lists_are_cut_with_a_count(tmp_path):
-  checkpoint.save_params(tmp_path / "p", {f"k{i:02d}": np.zeros(1) for i in range(30)}, META)
+  params_io.save_params(tmp_path / "p", {f"k{i:02d}": np.zeros(1) for i in range(30)}, META)
   with pytest.raises(CheckpointError, match=r"unexpected keys \(30\): k00, .*k11, \.\.\. and 18 more"):
-    checkpoint.load_params(tmp_path / "p", like={"other": np.zeros(1)})
+    params_io.load_params(tmp_path / "p", like={"other": np.zeros(1)})
