@@ -1,5 +1,5 @@
 """Golden LIC-TCM material for the entropy tests: the npz, the JSON and the rebuilt
-EntropyBottleneck weights (rule in /work/shared/reference/tcm/README.md, "Weights")."""
+EntropyBottleneck weights (rule in tests/reference/tcm/README.md, "Weights")."""
 
 import json
 import zlib

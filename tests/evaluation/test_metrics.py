@@ -1,4 +1,4 @@
-"""Metrics against pytorch-msssim's numbers (shared/reference/metrics.json) and analytic values."""
+"""Metrics against pytorch-msssim's numbers (tests/reference/metrics.json) and analytic values."""
 
 import json
 import zlib
