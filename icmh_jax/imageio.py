@@ -4,10 +4,12 @@
 bilevel, palette, CMYK / YCbCr / LAB are converted to RGB and alpha is dropped, each with a notice
 on stderr; 16-bit images are scaled by 1/65535 (16-bit RGB PNGs are read at full depth through
 OpenCV); float images are refused. Images above Pillow's decompression-bomb limit
-(`PIL.Image.MAX_IMAGE_PIXELS`) are refused before decoding. `write_image` never leaves a
+(`PIL.Image.MAX_IMAGE_PIXELS`), or above the caller's `max_pixels`, are refused before decoding;
+`image_size` reads the size from the file's header alone. `write_image` never leaves a
 half-written file: it writes a temporary file in the target's folder and renames it.
 """
 
+import contextlib
 import os
 import pathlib
 import sys
@@ -31,15 +33,49 @@ def _notice(path, message: str) -> None:
   print(f"icmh: note: {path}: {message}", file=sys.stderr)
 
 
-def _open(path) -> Image.Image:
+@contextlib.contextmanager
+def _pillow_limit(max_pixels):
+  """Pillow's decompression-bomb limit raised to `max_pixels` (None: left as it is) meanwhile."""
+  saved = Image.MAX_IMAGE_PIXELS
+  if max_pixels is not None and saved is not None:
+    Image.MAX_IMAGE_PIXELS = max(saved, max_pixels)
   try:
-    with warnings.catch_warnings():
+    yield
+  finally:
+    Image.MAX_IMAGE_PIXELS = saved
+
+
+def image_size(path) -> tuple[int, int]:
+  """(height, width) as `read_image` will return them (EXIF rotation applied), read from the
+  file's header without decoding a pixel, however large the image claims to be.
+
+  Raises:
+    ImageError: missing or unreadable file, not an image.
+  """
+  try:
+    with _pillow_limit(2 ** 62), Image.open(path) as im:
+      w, h = im.size
+      orientation = im.getexif().get(0x0112, 1)  # EXIF Orientation
+  except FileNotFoundError as e:
+    raise ImageError(f"cannot read image {path}: file not found") from e
+  except (OSError, ValueError, SyntaxError) as e:
+    raise ImageError(f"cannot read image {path}: {e}") from e
+  return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # 5..8 turn the image by 90 degrees
+
+
+def _open(path, max_pixels=None) -> Image.Image:
+  limit = Image.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+  try:
+    with warnings.catch_warnings(), _pillow_limit(max_pixels):
       warnings.simplefilter("error", Image.DecompressionBombWarning)
       im = Image.open(path)
+      if max_pixels is not None and im.width * im.height > max_pixels:
+        raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels")
       im.load()
   except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-    raise ImageError(f"cannot read image {path}: more pixels than Pillow's decompression-bomb "
-                     f"limit of {Image.MAX_IMAGE_PIXELS} (PIL.Image.MAX_IMAGE_PIXELS); {e}") from e
+    what = (f"Pillow's decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS)"
+            if max_pixels is None else f"the limit of {limit}")
+    raise ImageError(f"cannot read image {path}: more pixels than {what}; {e}") from e
   except FileNotFoundError as e:
     raise ImageError(f"cannot read image {path}: file not found") from e
   except (OSError, ValueError, SyntaxError) as e:
@@ -61,11 +97,13 @@ def _read_png16(path) -> np.ndarray | None:
   return a[..., 2::-1].astype(np.float32) / np.float32(65535)
 
 
-def read_image(path) -> np.ndarray:
+def read_image(path, max_pixels: int | None = None) -> np.ndarray:
   """Reads an image file as RGB.
 
   Args:
     path: file path.
+    max_pixels: refuse images with more pixels, before decoding (None: Pillow's limit,
+      `PIL.Image.MAX_IMAGE_PIXELS`); a larger value also lifts Pillow's limit for this read.
 
   Returns:
     float32 [H, W, 3] in [0, 1].
@@ -74,7 +112,7 @@ def read_image(path) -> np.ndarray:
     ImageError: unreadable, not an image, too large (decompression bomb) or an unsupported mode.
   """
   path = pathlib.Path(path)
-  im = _open(path)
+  im = _open(path, max_pixels)
   if getattr(im, "n_frames", 1) > 1:
     _notice(path, f"{im.n_frames} frames; using the first")
   fmt, mode = im.format, im.mode

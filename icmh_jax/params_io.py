@@ -164,7 +164,8 @@ def load_params(path, expect_meta: Mapping[str, Any] | None = None, *, like=None
     where needed), meta as a dict.
 
   Raises:
-    CheckpointError: missing or unreadable checkpoint, meta or parameter mismatch.
+    CheckpointError: missing or unreadable checkpoint, meta or parameter mismatch, parameters
+      holding NaN or Inf.
   """
   pdir = resolve_params_dir(path)
   meta = read_meta(pdir)
@@ -182,4 +183,9 @@ def load_params(path, expect_meta: Mapping[str, Any] | None = None, *, like=None
     raise
   except Exception as e:  # Orbax/tensorstore raise many types for a damaged directory.
     raise CheckpointError(f"checkpoint {pdir} is unreadable: {type(e).__name__}: {e}") from e
+  bad = [_key(p) for p, x in jax.tree_util.tree_leaves_with_path(params)
+         if np.issubdtype(np.asarray(x).dtype, np.inexact) and not np.all(np.isfinite(x))]
+  if bad:
+    raise CheckpointError(f"checkpoint {pdir} holds NaN or Inf in {len(bad)} parameters "
+                          f"({_some(bad, ', ', 5)}); a diverged or damaged run cannot be used")
   return params, meta

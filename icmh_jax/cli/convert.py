@@ -1,6 +1,13 @@
-"""`icmh convert FAMILY CHECKPOINT OUT_DIR`: a PyTorch release -> an icmh params checkpoint."""
+"""`icmh convert FAMILY CHECKPOINT OUT_DIR`: a PyTorch release -> an icmh params checkpoint.
+
+OUT_DIR must be new or empty; `--overwrite` replaces it only when it is a params directory of ours
+(`icmh_jax.convert.target`), so a mistyped OUT_DIR never destroys a folder. `tcm` reads N, M and
+the slice count from the state_dict; `--N` / `--M` / `--slices`, when given, must agree with it.
+"""
 
 import pathlib
+
+from icmh_jax.convert.target import check_target
 
 NAME = "convert"
 HELP = "convert a PyTorch checkpoint (.pth, or an .npz state_dict) into an icmh params directory"
@@ -9,11 +16,13 @@ HELP = "convert a PyTorch checkpoint (.pth, or an .npz state_dict) into an icmh 
 def _convert_tcm(args) -> dict:
   """LIC-TCM / SA-ICM weights -> {"base": TCM params}, meta for the registry's `tcm` system."""
   from icmh_jax.convert.pth import load_state_dict
-  from icmh_jax.convert.tcm import convert_checkpoint
+  from icmh_jax.convert.tcm import convert_checkpoint, resolve_sizes
   from icmh_jax.params_io import save_params
-  _, params = convert_checkpoint(load_state_dict(args.checkpoint), args.N, args.M, args.slices)
+  state_dict = load_state_dict(args.checkpoint)
+  sizes = resolve_sizes(state_dict, N=args.N, M=args.M, num_slices=args.slices)
+  _, params = convert_checkpoint(state_dict, sizes["N"], sizes["M"], sizes["num_slices"])
   meta = {"system": args.system,
-          "model": {"N_m": args.N, "M": args.M, "num_slices_m": args.slices},
+          "model": {"N_m": sizes["N"], "M": sizes["M"], "num_slices_m": sizes["num_slices"]},
           "source": str(args.checkpoint)}
   save_params(args.out_dir, {"base": params}, meta)
   return meta
@@ -32,11 +41,13 @@ FAMILIES = {"tcm": _convert_tcm, "sam": _convert_sam}
 def add_arguments(p):
   p.add_argument("family", choices=sorted(FAMILIES), help="which release format")
   p.add_argument("checkpoint", type=pathlib.Path, help="PyTorch .pth (or .npz state_dict)")
-  p.add_argument("out_dir", type=pathlib.Path, help="params directory to write")
-  tcm = p.add_argument_group("tcm")
-  tcm.add_argument("--N", type=int, default=128, help="LIC-TCM width N (64 or 128 released)")
-  tcm.add_argument("--M", type=int, default=320, help="latent channels M")
-  tcm.add_argument("--slices", type=int, default=5, help="Ch-ARM slices")
+  p.add_argument("out_dir", type=pathlib.Path, help="params directory to write (new or empty)")
+  p.add_argument("--overwrite", action="store_true",
+                 help="replace OUT_DIR if it is a params directory written by icmh")
+  tcm = p.add_argument_group("tcm (sizes are read from the state_dict; given ones must agree)")
+  tcm.add_argument("--N", type=int, help="LIC-TCM width N (64 or 128 released)")
+  tcm.add_argument("--M", type=int, help="latent channels M")
+  tcm.add_argument("--slices", type=int, help="Ch-ARM slices")
   tcm.add_argument("--system", default="tcm", choices=("tcm", "sa_icm"),
                    help="registry system the weights serve")
   sam = p.add_argument_group("sam")
@@ -45,6 +56,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
+  check_target(args.out_dir, args.overwrite)
   meta = FAMILIES[args.family](args)
   print(f"wrote {args.out_dir} ({args.family}: {meta.get('model', {})})")
   return 0

@@ -140,13 +140,68 @@ def from_reference(state_dict: dict, template) -> dict:
   if missing or unexpected or bad:
     parts = []
     if missing:
-      parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}")
+      parts.append(f"missing keys ({len(missing)}): {_first(missing, ', ')}")
     if unexpected:
-      parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}")
+      parts.append(f"unexpected keys ({len(unexpected)}): {_first(unexpected, ', ')}")
     if bad:
-      parts.append(f"shape mismatches ({len(bad)}): {'; '.join(bad[:20])}")
+      parts.append(f"shape mismatches ({len(bad)}): {_first(bad, '; ')}")
     raise CheckpointError("LIC-TCM state_dict does not fit the model: " + " | ".join(parts))
   return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _first(items, sep, n=5) -> str:
+  """The first `n` items (a whole-model mismatch has hundreds), then how many more."""
+  return sep.join(items[:n]) + (f"{sep}... and {len(items) - n} more" if len(items) > n else "")
+
+
+# The tensors the sizes are read from, by name: g_a's first block maps 3 -> 2N channels and h_a
+# takes y (M channels); there is one cc_mean_transforms entry per Ch-ARM slice.
+_N_KEY, _M_KEY = "g_a.0.conv1.weight", "h_a.0.conv1.weight"
+_SLICE_KEY = re.compile(r"^cc_mean_transforms\.(\d+)\.")
+
+
+def infer_sizes(state_dict: dict) -> dict:
+  """N, M and num_slices of a reference LIC-TCM state_dict, read from named tensors.
+
+  Args:
+    state_dict: {reference key: array (numpy or torch)} in PyTorch layouts.
+
+  Returns:
+    {"N", "M", "num_slices"}, each an int, or None where the tensors it is read from are absent.
+  """
+  sizes = {"N": None, "M": None, "num_slices": None}
+  if _N_KEY in state_dict:
+    sizes["N"] = int(state_dict[_N_KEY].shape[0]) // 2
+  if _M_KEY in state_dict:
+    sizes["M"] = int(state_dict[_M_KEY].shape[1])
+  slices = {int(m.group(1)) for m in map(_SLICE_KEY.match, state_dict) if m}
+  if slices:
+    sizes["num_slices"] = max(slices) + 1
+  return sizes
+
+
+def resolve_sizes(state_dict: dict, **given) -> dict:
+  """`infer_sizes`, checked against the sizes a user gave (None: not given).
+
+  Raises:
+    CheckpointError: a given size disagrees with the state_dict, or a size is neither given nor
+      readable from it.
+  """
+  inferred, source = infer_sizes(state_dict), {"N": _N_KEY, "M": _M_KEY,
+                                               "num_slices": "cc_mean_transforms.<k>"}
+  out = {}
+  for name, value in inferred.items():
+    want = given.get(name)
+    if value is None and want is None:
+      raise CheckpointError(f"cannot read {name} from the state_dict (no {source[name]}); it is "
+                            "not a LIC-TCM state_dict, or give the size explicitly")
+    if value is not None and want is not None and want != value:
+      shape = (tuple(state_dict[source[name]].shape) if source[name] in state_dict else
+               f"{value} entries")
+      raise CheckpointError(f"{name}={want} was given but the state_dict has {name}={value} "
+                            f"({source[name]}: {shape})")
+    out[name] = value if value is not None else want
+  return out
 
 
 def convert_checkpoint(state_dict: dict, N: int = 128, M: int = 320, num_slices: int = 5,

@@ -8,13 +8,13 @@ and x_hat, the estimated bpp per layer, plus the rounding decisions round(y - mu
 (N, m, M, slices, depths, head dims, window) are read from the JSON, never assumed.
 """
 
-import json
 import re
 import zlib
 
 import numpy as np
 
 from icmh_jax.golden.report import GoldenReport
+from icmh_jax.golden.sets import load_set
 
 SET_PREFIX = {"m": "machine", "a": "additional"}
 
@@ -79,8 +79,7 @@ def check(npz_path, json_path) -> GoldenReport:
   from icmh_jax.convert.icmh_ff import from_reference
   from icmh_jax.models.registry import get_system
 
-  meta = json.loads(open(json_path).read())
-  npz = np.load(npz_path)
+  npz, meta = load_set(npz_path, json_path)
   report = GoldenReport("icmh_ff")
   system = get_system("icmh_ff", model_config(meta))
   x = np.asarray(npz["x"], np.float32).transpose(0, 2, 3, 1)

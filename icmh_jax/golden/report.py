@@ -30,8 +30,9 @@ class GoldenReport:
     self.name = name
     self.rows: list[Row] = []
 
-  def close(self, key: str, actual, expected, rtol: float = 1e-4) -> Row:
-    """Float tensors: passes when max|a - b| <= rtol * max|b| (and shapes agree)."""
+  def close(self, key: str, actual, expected, rtol: float = 1e-4, note: str = "") -> Row:
+    """Float tensors: passes when max|a - b| <= rtol * max|b| (and shapes agree); `note` is
+    printed beside the row."""
     a = np.asarray(actual, np.float64)
     b = np.asarray(expected, np.float64)
     if a.shape != b.shape:
@@ -41,7 +42,7 @@ class GoldenReport:
     max_abs = float(np.max(np.abs(a - b))) if a.size else 0.0
     scale = float(np.max(np.abs(b))) if b.size else 0.0
     rel = max_abs / scale if scale > 0 else max_abs
-    return self._add(Row(key, max_abs, rel, rel <= rtol))
+    return self._add(Row(key, max_abs, rel, rel <= rtol, note))
 
   def exact(self, key: str, actual, expected) -> Row:
     """Integer tensors (symbols, indexes): passes only on equality; the note counts mismatches."""

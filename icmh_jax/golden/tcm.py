@@ -1,14 +1,14 @@
-"""`icmh golden-check tcm`: the Flax LIC-TCM against a PyTorch golden set (shared/reference/tcm).
+"""`icmh golden-check tcm`: the Flax LIC-TCM against a PyTorch golden set (tests/reference/tcm).
 
 Rebuilds the reference weights from the set's JSON rule, converts them with the key table,
 and compares: module unit tests, every stage teacher-forced (each stage fed the stored input,
 each slice fed the stored previous slices), the full forward end to end, symbols and indexes
-exactly (through the real range coder, and decoded back), bpp, and the train-mode
+exactly (through the real range coder, and decoded back, x_hat included: the set omits
+`cmp/x_hat` as equal to clip(fwd/x_hat, 0, 1), see `omitted_arrays`), bpp, and the train-mode
 loss / rates / aux loss / gradients with the stored noise. Everything is read from the JSON
 (N, M, slices, shapes), nothing is special-cased to one set. Runs at full float32 matmul precision.
 """
 
-import json
 import zlib
 
 import jax
@@ -18,6 +18,7 @@ import numpy as np
 from icmh_jax.convert import tcm as convert_tcm
 from icmh_jax.entropy import gaussian
 from icmh_jax.golden.report import GoldenReport
+from icmh_jax.golden.sets import load_set
 from icmh_jax.golden.tcm_units import check_units
 from icmh_jax.models import coding
 from icmh_jax.models.tcm import TCM
@@ -50,8 +51,7 @@ def model_from_meta(meta: dict) -> TCM:
 
 def golden_params(npz_path, json_path):
   """(model, Flax params, npz, meta) of a golden set."""
-  meta = json.loads(open(json_path).read())
-  npz = np.load(npz_path)
+  npz, meta = load_set(npz_path, json_path)
   model = model_from_meta(meta)
   x = nhwc(npz["fwd/x"])
   template = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros(x.shape))["params"]
@@ -213,6 +213,12 @@ def _check_symbols(report, model, params, npz, out):
   report.check("dec/y_hat_eq_forward", bool(np.array_equal(np.asarray(y_hat),
                                                             np.asarray(out.y_hat))),
                "decompressed y_hat equals our eval forward's y_hat bit for bit")
+  x_hat = np.clip(np.asarray(model.apply({"params": params}, y_hat, method="synthesis")), 0, 1)
+  if "cmp/x_hat" in npz or not npz.omitted("cmp/x_hat"):
+    report.close("cmp/x_hat", x_hat, nhwc(npz["cmp/x_hat"]), RTOL)
+  else:  # the set's own rule: "decompress() x_hat equals np.clip(fwd/x_hat, 0, 1) bit-exactly"
+    report.close("cmp/x_hat", x_hat, np.clip(nhwc(npz["fwd/x_hat"]), 0, 1), RTOL,
+                 "omitted by the set: compared with clip(fwd/x_hat, 0, 1) as omitted_arrays says")
 
 
 def _check_train(report, model, params, npz, meta):

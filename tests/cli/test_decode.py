@@ -66,3 +66,27 @@ def _info_json(path, capsys):
   capsys.readouterr()
   assert cli.main(["info", str(path), "--json"]) == 0
   return capsys.readouterr().out
+
+
+def test_decode_refuses_a_header_past_max_pixels_before_loading_any_model(tmp_path, capsys):
+  from icmh_jax.entropy import container
+  big = container.write_container(container.Header("fr_icmh", bytes(16), 20000, 30000), {0: b""})
+  (tmp_path / "big.icmh").write_bytes(big)
+  # the checkpoint does not exist: the size is refused before the model would be loaded
+  assert cli.main(["decode", str(tmp_path / "big.icmh"), "-o", str(tmp_path / "big.png"),
+                   "--checkpoint", str(tmp_path / "no_such_ckpt")]) == 1
+  err = capsys.readouterr().err
+  assert "claims a 30000x20000 image, 30000x20000 = 600000000 pixels padded, more than " \
+         "--max-pixels 67108864" in err
+  assert not (tmp_path / "big.png").exists()
+
+
+def test_decode_max_pixels_is_the_padded_size_of_the_file(encoded, capsys):
+  out = encoded / "limit.png"
+  # a.icmh is 120x100, padded to 128x128 = 16384 pixels
+  assert cli.main(["decode", str(encoded / "a.icmh"), "-o", str(out), "--max-pixels", "16383"]
+                  + MODEL) == 1
+  assert "128x128 = 16384 pixels padded, more than --max-pixels 16383" in capsys.readouterr().err
+  assert not out.exists()
+  assert cli.main(["decode", str(encoded / "a.icmh"), "-o", str(out), "--max-pixels", "16384"]
+                  + MODEL) == 0
