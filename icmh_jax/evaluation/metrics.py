@@ -1,7 +1,7 @@
 """Image quality metrics: PSNR, SSIM, MS-SSIM, and PSNR on the SA-ICM edge mask.
 
 SSIM and MS-SSIM follow the recipe of pytorch-msssim 1.0 (the package the learned-compression
-literature reports with, and the one `shared/reference/metrics.json` was made with): an 11-tap
+literature reports with, and the one `tests/reference/metrics.json` was made with): an 11-tap
 Gaussian window with sigma 1.5 applied separably as a valid convolution (no padding), K1 = 0.01,
 K2 = 0.03, per-channel means averaged over RGB, MS-SSIM over five scales with weights
 (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 2x2 average pooling between scales with one pixel of
