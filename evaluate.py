@@ -3,22 +3,25 @@
 python evaluate.py --config configs/eval/paper.py --checkpoints runs/ --data kodak_dir --out DIR
   --checkpoints: params dirs / training workdirs, or folders of them (repeat or comma-separate).
   --data: a folder of images (Kodak), "bundled" (validation photos) or "coco_val"
-    (the coco_sam_edges dataset in --config.data.data_dir).
+    (the coco_sam_edges dataset in --config.data.dir).
+  --config.a.b=VALUE overrides a field of the eval config, as in train.py.
 """
 
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/eval/paper.py", "eval config file")
+from icmh_jax import config_files
+
+_CONFIG = flags.DEFINE_string("config", "configs/eval/paper.py", "eval config file[:knobs]")
 _CHECKPOINTS = flags.DEFINE_list("checkpoints", None, "checkpoint paths or folders of them",
                                  required=True)
 _DATA = flags.DEFINE_string("data", "bundled", "image folder, 'bundled' or 'coco_val'")
 _OUT = flags.DEFINE_string("out", "eval_out", "output folder")
 
 
-def main(argv):
+def main(args):
+  argv, overrides = args
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
@@ -26,7 +29,8 @@ def main(argv):
   from icmh_jax.errors import IcmhError
   from icmh_jax.evaluation import rd
   try:
-    summary = rd.run_from_config(_CONFIG.value, _CHECKPOINTS.value, _DATA.value, _OUT.value)
+    config = config_files.load(_CONFIG.value, overrides)
+    summary = rd.run_from_config(config, _CHECKPOINTS.value, _DATA.value, _OUT.value)
   except IcmhError as e:
     print(f"evaluate: error: {e}", file=sys.stderr)
     return 1
@@ -36,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=config_files.parse_flags)

@@ -3,10 +3,10 @@ python train.py --config configs/icmh_ff.py:na=4,lam=0.01 --config.base_checkpoi
     --workdir runs/ff4_001
 """
 
-from configs import common
+from icmh_jax import config_files
 
 
 def get_config(arg=None):
   # An additional LIC-TCM with N_a slices; decoder-side fusion y_hat = y_hat_m + pad(y_hat_a).
   # Loss: R(y_a) + R(z_a) + lam * 255**2 * mse(x, x_hat).
-  return common.human_layer_config("icmh_ff", arg)
+  return config_files.human_layer_config("icmh_ff", arg)

@@ -1,4 +1,4 @@
-"""`make demo`: the end-to-end tiny study on CPU (issue 9), in miniature of the paper.
+"""`make demo`: the end-to-end tiny study on CPU, in miniature of the paper.
 
 Builds the bundled photo set (Canny edge maps, the named fallback mask source; SAM edge maps with
 `--sam-checkpoint`), trains a tiny SA-ICM, then tiny ICMH-FF, FR-ICMH and PR-ICMH at three λ on
@@ -20,12 +20,13 @@ config changed (steps, λ, mask source, ...) is trained again.
 
 import argparse
 import dataclasses
-import importlib
 import json
 import os
 import shutil
 import sys
 import time
+
+from icmh_jax import config_files
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
 EDGE_NAMES = {"canny": "Canny", "sam": "SAM"}
@@ -46,9 +47,7 @@ def say(msg: str) -> None:
 
 def load_config(family: str, arg: str, **overrides):
   """configs/<family>.py:arg with dotted overrides (as `--config.a.b=v` would)."""
-  config = importlib.import_module(f"configs.{family}").get_config(arg)
-  config.update_from_flattened_dict(overrides)
-  return config
+  return config_files.load(config_files.family_spec(family, arg), overrides)
 
 
 def finished(workdir: str, total: int) -> bool:

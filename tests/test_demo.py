@@ -1,4 +1,4 @@
-"""The end-to-end demo (issue 9): re-run bookkeeping; a shortened demo whose report's tables
+"""The end-to-end demo: re-run bookkeeping; a shortened demo whose report's tables
 parse and whose every bpp is real bytes."""
 
 import csv

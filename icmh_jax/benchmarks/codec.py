@@ -48,10 +48,11 @@ def run(args) -> dict:
   from skimage import data
 
   from icmh_jax.benchmarks import harness
-  from icmh_jax.models import coding
-  from icmh_jax.models.tcm import TCM
+  from icmh_jax.models import registry
 
-  model = TCM(N=args.N, M=args.M, num_slices=args.slices)
+  system = registry.get_system("tcm", dict(N_machine=args.N, M=args.M, num_slices_m=args.slices,
+                                           slice_width=args.M // args.slices))
+  model = system.base
   if args.checkpoint:
     from icmh_jax.params_io import load_params
     params, _ = load_params(args.checkpoint)
@@ -64,14 +65,14 @@ def run(args) -> dict:
   state = {}
 
   def encode():
-    state["streams"], state["info"] = coding.compress(model, params, image)
+    state["data"] = system.compress({"base": params}, image)
 
   def decode():
-    state["x_hat"] = coding.decompress(model, params, state["streams"], state["info"])
+    state["x_hat"] = system.decompress({"base": params}, state["data"])
 
   enc = harness.measure("encode", encode, repeats=args.repeats)
   dec = harness.measure("decode", decode, repeats=args.repeats)
-  n_bytes = sum(len(s) for s in state["streams"])
+  n_bytes = len(state["data"])
   mse = float(np.mean((state["x_hat"] - image) ** 2))
   results = dict(model=args.model, N=args.N, M=args.M, slices=args.slices, size=f"{h}x{w}",
                  weights=args.checkpoint or f"random init (seed {args.seed})",

@@ -3,11 +3,6 @@ median step time and images/s, on every local device through the real sharded tr
 --torch-reference DIR also times LIC_TCM's PyTorch step on the same batch (torch_* keys, speedup =
 torch step seconds / JAX step seconds)."""
 
-import importlib.util
-import os
-import pathlib
-import sys
-
 HELP = "train step time at batch 8 x 256² (compile apart) and images/s"
 
 
@@ -15,7 +10,7 @@ def add_arguments(p):
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--config", help="config file with knobs, e.g. configs/tcm.py:tiny")
   src.add_argument("--model", help="a system name (its configs/<model>.py with default knobs)")
-  p.add_argument("--N", type=int, default=None, help="transform width N (N_m for tcm / sa_icm)")
+  p.add_argument("--N", type=int, default=None, help="transform width N (N_machine: tcm, sa_icm)")
   p.add_argument("--batch", type=int, default=8, help="global batch size")
   p.add_argument("--crop", type=int, default=256, help="square crop side")
   p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
@@ -25,29 +20,11 @@ def add_arguments(p):
                  help="torch CPU threads for --torch-reference (default: every usable core)")
 
 
-def load_config(spec: str):
-  """`path/to/config.py[:knobs]` -> the ConfigDict its `get_config(knobs)` returns."""
-  path, _, arg = spec.partition(":")
-  path = os.path.abspath(path)
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"config file {path} does not exist")
-  root = str(pathlib.Path(path).parents[1])  # config files import `configs.common`
-  if root not in sys.path:
-    sys.path.insert(0, root)
-  spec_ = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
-  module = importlib.util.module_from_spec(spec_)
-  spec_.loader.exec_module(module)
-  return module.get_config(arg or None)
-
-
 def _config(args):
-  if args.config:
-    config = load_config(args.config)
-  else:
-    repo = pathlib.Path(__file__).resolve().parents[2]
-    config = load_config(str(repo / "configs" / f"{args.model}.py"))
+  from icmh_jax import config_files
+  config = config_files.load(args.config or config_files.family_spec(args.model))
   if args.N is not None:
-    config.model["N" if "N" in config.model else "N_m"] = args.N  # the trained codec's width
+    config.model["N" if "N" in config.model else "N_machine"] = args.N  # the trained codec's
   config.data.batch_size, config.data.crop = args.batch, args.crop
   if args.compute_dtype:
     config.compute_dtype = args.compute_dtype
@@ -63,7 +40,7 @@ def _torch_reference_knobs(args, config) -> dict | None:
   if config.system != "tcm":
     raise ConfigError(f"--torch-reference times LIC-TCM only (system tcm), got {config.system!r}")
   torch_reference.load_reference(args.torch_reference)
-  return dict(N=config.model["N_m"], M=config.model["M"], num_slices=config.model["num_slices_m"],
+  return dict(N=config.model["N_machine"], M=config.model["M"], num_slices=config.model["num_slices_m"],
               lam=config.loss.lam, clip_norm=config.optim.clip_norm)
 
 

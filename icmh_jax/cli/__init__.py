@@ -23,21 +23,10 @@ COMMANDS = (
 )
 
 
-def _load_commands():
-  mods = []
-  for name in COMMANDS:
-    try:
-      mods.append(importlib.import_module(f"icmh_jax.cli.{name}"))
-    except ModuleNotFoundError as e:
-      if e.name != f"icmh_jax.cli.{name}":
-        raise
-  return mods
-
-
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="icmh", description=__doc__.splitlines()[0])
   sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-  for mod in _load_commands():
+  for mod in (importlib.import_module(f"icmh_jax.cli.{name}") for name in COMMANDS):
     p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
     mod.add_arguments(p)
     p.set_defaults(_run=mod.run)

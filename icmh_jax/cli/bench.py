@@ -18,12 +18,7 @@ TARGETS = ("codec", "train", "entropy", "sam")
 def add_arguments(p):
   sub = p.add_subparsers(dest="target", required=True, metavar="TARGET")
   for target in TARGETS:
-    try:
-      mod = importlib.import_module(f"icmh_jax.benchmarks.{target}")
-    except ModuleNotFoundError as e:
-      if e.name != f"icmh_jax.benchmarks.{target}":
-        raise
-      continue
+    mod = importlib.import_module(f"icmh_jax.benchmarks.{target}")
     t = sub.add_parser(target, help=mod.HELP, description=mod.HELP)
     mod.add_arguments(t)
     t.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")

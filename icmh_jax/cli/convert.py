@@ -22,7 +22,7 @@ def _convert_tcm(args) -> dict:
   sizes = resolve_sizes(state_dict, N=args.N, M=args.M, num_slices=args.slices)
   _, params = convert_checkpoint(state_dict, sizes["N"], sizes["M"], sizes["num_slices"])
   meta = {"system": args.system,
-          "model": {"N_m": sizes["N"], "M": sizes["M"], "num_slices_m": sizes["num_slices"]},
+          "model": {"N_machine": sizes["N"], "M": sizes["M"], "num_slices_m": sizes["num_slices"]},
           "source": str(args.checkpoint)}
   save_params(args.out_dir, {"base": params}, meta)
   return meta

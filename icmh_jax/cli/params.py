@@ -2,7 +2,7 @@
 
 Also `icmh params --model tcm --N 128 --M 320 --slices 5` (one command; --model is --system).
 `--N` / `--slices` set the trained codec's width and slices (the additional codec of a
-human-layer system, the machine codec otherwise); `--N-m` sets the machine codec's width.
+human-layer system, the machine codec otherwise); `--N-machine` sets the machine codec's width.
 """
 
 import json
@@ -18,7 +18,8 @@ def add_arguments(p):
                  help="registry name: tcm, sa_icm, icmh_ff, fr_icmh, pr_icmh")
   p.add_argument("--na", type=int, help="N_a: slices of the additional codec (num_slices_a)")
   p.add_argument("--N", type=int, help="width N of the trained codec")
-  p.add_argument("--N-m", dest="N_m", type=int, help="width N_m of the machine codec")
+  p.add_argument("--N-machine", dest="N_machine", type=int,
+                 help="width N_machine of the machine codec")
   p.add_argument("--M", type=int, help="machine latent channels M (default 320)")
   p.add_argument("--slices", type=int, help="slices of the trained codec")
   p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -29,7 +30,7 @@ def run(args) -> int:
   probe = registry.get_system(args.system, {})
   human = probe.trained_layer == "human"
   cfg = {}
-  for field, value in (("N" if human else "N_m", args.N), ("N_m", args.N_m),
+  for field, value in (("N" if human else "N_machine", args.N), ("N_machine", args.N_machine),
                        ("num_slices_a", args.na),
                        ("num_slices_a" if human else "num_slices_m", args.slices)):
     if value is not None:
@@ -40,8 +41,8 @@ def run(args) -> int:
   system = registry.get_system(args.system, cfg)
   counts = system.param_counts()
   c = system.config
-  doc = {"system": system.name, "config": {k: c[k] for k in ("N_m", "M", "num_slices_m", "N",
-                                                                "num_slices_a")},
+  doc = {"system": system.name, "config": {k: c[k] for k in ("N_machine", "M", "num_slices_m",
+                                                                "N", "num_slices_a")},
          **counts, "total": counts["base"] + counts["additional"]}
   paper = PAPER_TABLE_II.get(c["num_slices_a"])
   if human and paper and c["N"] == 128 and c["M"] == 320:

@@ -5,7 +5,7 @@ The public ICMH-FF code saves the machine codec (`ICM`, LIC-TCM names) and the a
 whose key names collide, so each is converted on its own with the LIC-TCM key table
 (`icmh_jax.convert.tcm`) into `params["base"]` / `params["additional"]` of a system from the
 registry (`icmh_ff`, or `fr_icmh` whose additional codec has the same tree). The released
-checkpoint is N = 128 with m = 4: `get_system("icmh_ff", {"N_m": 128, "N": 128, "num_slices_a": 4})`.
+checkpoint is N = 128 with m = 4: `get_system("icmh_ff", {"N_machine": 128, "N": 128, "num_slices_a": 4})`.
 """
 
 import jax

@@ -39,12 +39,15 @@ class Header:
     config_digest: `config_digest(config)` of the model config, 16 bytes.
     height, width: size of the original (unpadded) image, 1..65536.
     pad: (top, bottom, left, right) zero padding added before coding, each 0..65535.
+    layer_count: the number of layers the header declares (set when read; `write_container`
+      writes the count of the layers it is given).
   """
   system: str
   config_digest: bytes
   height: int
   width: int
   pad: tuple = (0, 0, 0, 0)
+  layer_count: int | None = dataclasses.field(default=None, compare=False)
 
   def __post_init__(self):
     # lists and bytearrays compare unequal to what read_container returns: normalise them
@@ -130,7 +133,7 @@ def _read_header(data: bytes) -> tuple:
   for name, side in (("height", h), ("width", w)):
     if not 1 <= side <= MAX_SIDE:
       raise BitstreamError(f"header claims image {name} {side}; allowed 1..{MAX_SIDE}")
-  return Header(system.decode("ascii"), digest, h, w, tuple(pad)), count, end + 4
+  return Header(system.decode("ascii"), digest, h, w, tuple(pad), count), count, end + 4
 
 
 def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_layers=(0,)):

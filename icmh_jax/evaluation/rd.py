@@ -284,7 +284,7 @@ def run_from_config(config, checkpoints, data, out_dir):
   """
   from icmh_jax.evaluation import images as images_lib
   d = config.data
-  images = images_lib.load_images(data, data_dir=d.data_dir or None, split=d.split, edges=d.edges,
+  images = images_lib.load_images(data, data_dir=d.dir or None, split=d.split, edges=d.edges,
                                   crop=d.crop or None, limit=d.limit or None)
   entries = load_entries(checkpoints)
   counts = None

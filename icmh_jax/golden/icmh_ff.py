@@ -43,7 +43,7 @@ def model_config(meta: dict) -> dict:
                      f"{ca['num_slices']} * {slice_width}")
   if ca.get("g_s_in_channels", cm["M"]) != cm["M"]:
     raise ValueError(f"additional g_s takes {ca['g_s_in_channels']} channels, expected M={cm['M']}")
-  return dict(N_m=cm["N"], M=cm["M"], num_slices_m=cm["num_slices"], N=ca["N"],
+  return dict(N_machine=cm["N"], M=cm["M"], num_slices_m=cm["num_slices"], N=ca["N"],
               num_slices_a=ca["num_slices"], slice_width=slice_width,
               max_support_slices=cm["max_support_slices"], depths=tuple(cm["config"]),
               head_dims=tuple(cm["head_dim"]), window_size=cm["window_size"])

@@ -3,13 +3,12 @@
 The model is built from the JSON (`model_config`, weights from the seed rule in `weights.specs`),
 so any golden set of this format works. Rows: weights, preprocessing, encoder intermediates,
 every prompt's embeddings / logits / IoUs / masks, every `unit/...` array, then the automatic mask
-generator rows of `icmh_jax.golden.sam_amg.check_amg` when that module exists. Everything runs
+generator rows of `icmh_jax.golden.sam_amg.check_amg` when asked (`amg`). Everything runs
 under `jax.default_matmul_precision("highest")`. Tolerances (reference/sam/README.md): rtol 1e-4
 for embeddings and IoUs, atol 5e-4 for mask logits, masks equal up to near-zero logits.
 """
 
 import hashlib
-import importlib
 import json
 import re
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from icmh_jax.convert.sam import apply_table_from_torch, from_torch, output_upscaling_rows
 from icmh_jax.errors import IcmhError
+from icmh_jax.golden import sam_amg
 from icmh_jax.golden.report import GoldenReport
 from icmh_jax.sam import image_encoder as ie
 from icmh_jax.sam.mask_decoder import MaskDecoder, OutputUpscaling
@@ -248,13 +248,6 @@ def check(npz_path, json_path, *, amg: bool = True) -> GoldenReport:
     _check_image(z, meta, predictor, config, report)
     for prompt in meta["prompts"]:
       _check_prompt(z, meta, prompt, predictor, config, report)
-    sam_amg = None
-    try:
-      if amg:
-        sam_amg = importlib.import_module("icmh_jax.golden.sam_amg")
-    except ModuleNotFoundError as e:
-      if e.name != "icmh_jax.golden.sam_amg":
-        raise
-    if sam_amg is not None:
+    if amg:
       sam_amg.check_amg(z, meta, report, predictor)
   return report

@@ -20,7 +20,7 @@ from icmh_jax.entropy import gaussian
 from icmh_jax.golden.report import GoldenReport
 from icmh_jax.golden.sets import load_set
 from icmh_jax.golden.tcm_units import check_units
-from icmh_jax.models import coding
+from icmh_jax.models import coding, registry
 from icmh_jax.models.tcm import TCM
 
 RTOL = 1e-4
@@ -47,6 +47,18 @@ def model_from_meta(meta: dict) -> TCM:
   return TCM(N=kw["N"], M=kw["M"], num_slices=kw["num_slices"],
              max_support_slices=kw["max_support_slices"], depths=tuple(kw["config"]),
              head_dims=tuple(kw["head_dim"]))
+
+
+def tcm_system(model: TCM):
+  """The registry's `tcm` system whose machine codec is `model` (compress / decompress of a
+  golden TCM go through the one public `.icmh` path)."""
+  system = registry.get_system("tcm", dict(
+      N_machine=model.N, M=model.M, num_slices_m=model.num_slices,
+      slice_width=model.M // model.num_slices, max_support_slices=model.max_support_slices,
+      depths=tuple(model.depths), head_dims=tuple(model.head_dims)))
+  if system.base != model:
+    raise ValueError(f"no registry config gives {model}")
+  return system
 
 
 def golden_params(npz_path, json_path):
@@ -204,8 +216,9 @@ def _check_forward(report, model, params, npz, meta):
 def _check_symbols(report, model, params, npz, out):
   """Symbols and indexes of the real encoder exactly; the decoder gives back the forward's y_hat."""
   x = jnp.asarray(nhwc(npz["fwd/x"]))
-  streams, shape, sym = coding.compress_latents(model, params, x, return_symbols=True)
-  y_hat = coding.decompress_latents(model, params, streams, shape)
+  y = coding.call_method(model, params, "analysis", x)
+  streams, shape, sym = coding.compress_y(model, params, y, return_symbols=True)
+  y_hat = coding.decompress_y(model, params, streams, shape)
   report.exact("cmp/z_symbols", sym["z_symbols"], nhwc(npz["cmp/z_symbols"]))
   report.exact("cmp/y_symbols", sym["y_symbols"], nhwc(npz["cmp/y_symbols"]))
   report.exact("cmp/y_indexes", sym["y_indexes"], nhwc(npz["cmp/y_indexes"]))

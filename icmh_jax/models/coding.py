@@ -6,11 +6,14 @@ the same per-slice loop (`channel_arm.run_slices`) with the same per-slice jitte
 encoder, so μ, σ and the indexes are bit-identical on both sides; floats never cross the channel.
 
 Functions here know nothing of containers: they return / take a list of byte strings and a shape,
-so the ICMH systems can stack two codecs (with an optional Ch-ARM `context`) in one file.
+so the ICMH systems can stack two codecs (with an optional Ch-ARM `context`) in one file
+(`icmh_jax.models.scalable`, the one public compress / decompress path). `call_method` is the one
+way any module method runs under jit.
 """
 
 import functools
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -21,43 +24,15 @@ from icmh_jax.entropy.tables import factorized_tables, gaussian_tables
 from icmh_jax.errors import IcmhError
 from icmh_jax.models.channel_arm import run_slices
 
-PAD_MULTIPLE = 128  # LIC_TCM eval.py pads images to a multiple of 128
+@functools.partial(jax.jit, static_argnames=("model", "method", "static"))
+def call_method(model: nn.Module, params, method: str, *args, static: tuple = ()):
+  """`model.apply({"params": params}, *static, *args, method=method)`, jitted per (model, method,
+  static).
 
-
-def _call(model, params, fn, *args):
-  return model.apply({"params": params}, *args, method=fn)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _analysis(model, params, x):
-  return _call(model, params, lambda m, v: m.analysis(v), x)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _hyper_analysis(model, params, y):
-  return _call(model, params, lambda m, v: m.hyper_analysis(v), y)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _hyper_synthesis(model, params, z_hat):
-  return _call(model, params, lambda m, v: m.hyper_synthesis(v), z_hat)
-
-
-@functools.partial(jax.jit, static_argnames=("model", "k"))
-def _slice_params(model, params, k, latent_means, latent_scales, y_hat_prev, context):
-  p = _call(model, params, lambda m, *a: m.ch_arm.slice_params(k, *a), latent_means,
-            latent_scales, y_hat_prev, context)
-  return {n: p[n] for n in ("mean_support", "mu", "scale")}
-
-
-@functools.partial(jax.jit, static_argnames=("model", "k"))
-def _slice_lrp(model, params, k, mean_support, y_hat_pre):
-  return _call(model, params, lambda m, *a: m.ch_arm.slice_lrp(k, *a), mean_support, y_hat_pre)
-
-
-@functools.partial(jax.jit, static_argnames=("model",))
-def _synthesis(model, params, y_hat):
-  return _call(model, params, lambda m, v: m.synthesis_padded(v), y_hat)
+  The one way a module method runs under jit: the encoder and the decoder both go through it, so
+  they run the same compiled function. `static` holds hashable leading arguments (a slice index).
+  """
+  return model.apply({"params": params}, *static, *args, method=method)
 
 
 def _medians(params) -> np.ndarray:
@@ -72,8 +47,9 @@ def _slices(model, params, latent_means, latent_scales, action, y=None, context=
   """The shared Ch-ARM loop with per-slice jitted networks."""
   return run_slices(
       model.num_slices, model.slice_width,
-      lambda k, prev: _slice_params(model, params, k, latent_means, latent_scales, prev, context),
-      lambda k, ms, yh: _slice_lrp(model, params, k, ms, yh), action, y=y)
+      lambda k, prev: call_method(model, params, "slice_entropy_params", latent_means,
+                                  latent_scales, prev, context, static=(k,)),
+      lambda k, ms, yh: call_method(model, params, "slice_lrp", ms, yh, static=(k,)), action, y=y)
 
 
 def _encode(encoder, symbols, indexes):
@@ -100,13 +76,13 @@ def compress_y(model, params, y, context=None, return_symbols: bool = False, hyp
   """
   y = jnp.asarray(y, jnp.float32)
   h_in = y if hyper_input is None else jnp.asarray(hyper_input, jnp.float32)
-  z = np.asarray(_hyper_analysis(model, params, h_in))
+  z = np.asarray(call_method(model, params, "hyper_analysis", h_in))
   med = _medians(params)
   z_sym = np.rint(z - med).astype(np.int32)
   z_enc = SymbolEncoder(factorized_tables(params["entropy_bottleneck"]))
   _encode(z_enc, z_sym, _z_indexes(z_sym.shape))
   z_hat = jnp.asarray(z_sym.astype(np.float32) + med)
-  latent_means, latent_scales = _hyper_synthesis(model, params, z_hat)
+  latent_means, latent_scales = call_method(model, params, "hyper_synthesis", z_hat)
   y_enc = SymbolEncoder(gaussian_tables(gaussian.scale_table()))
   y_np, syms, idxs = np.asarray(y), [], []
 
@@ -145,7 +121,7 @@ def decompress_y(model, params, streams, z_shape, context=None):
   z_sym = z_dec.decode(_z_indexes((b, hz, wz, med.size)))
   z_dec.finish()
   z_hat = jnp.asarray(z_sym.astype(np.float32) + med)
-  latent_means, latent_scales = _hyper_synthesis(model, params, z_hat)
+  latent_means, latent_scales = call_method(model, params, "hyper_synthesis", z_hat)
   y_dec = SymbolDecoder(gaussian_tables(gaussian.scale_table()), streams[1])
 
   def action(k, y_k, mu, scale):
@@ -158,66 +134,18 @@ def decompress_y(model, params, streams, z_shape, context=None):
   return y_hat
 
 
-def compress_latents(model, params, x, context=None, return_symbols: bool = False):
-  """g_a then `compress_y`. x: [B, H, W, 3] in [0, 1], H and W multiples of 64."""
-  return compress_y(model, params, _analysis(model, params, jnp.asarray(x, jnp.float32)),
-                    context=context, return_symbols=return_symbols)
+def pads_for(height: int, width: int, multiple: int) -> tuple:
+  """(top, bottom, left, right) zero padding up to multiples of `multiple`: floor(pad/2) top and
+  left, the rest bottom and right (LIC-TCM's eval)."""
+  ph, pw = -height % multiple, -width % multiple
+  return (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
 
 
-def decompress_latents(model, params, streams, z_shape, context=None):
-  """Inverse of `compress_latents` up to y_hat [B, h, w, M] (same as `decompress_y`)."""
-  return decompress_y(model, params, streams, z_shape, context=context)
-
-
-def pad_image(x, multiple: int = PAD_MULTIPLE):
-  """Zero-pads [B, H, W, C] to multiples of `multiple`: floor(pad/2) left/top, rest right/bottom.
+def pad_image(x, multiple: int):
+  """Zero-pads [B, H, W, C] to multiples of `multiple` (`pads_for`).
 
   Returns:
     (padded array, (top, bottom, left, right)).
   """
-  h, w = x.shape[1:3]
-  ph, pw = -h % multiple, -w % multiple
-  pads = (ph // 2, ph - ph // 2, pw // 2, pw - pw // 2)
+  pads = pads_for(x.shape[1], x.shape[2], multiple)
   return np.pad(x, ((0, 0), pads[:2], pads[2:], (0, 0))), pads
-
-
-def _as_batch(image) -> np.ndarray:
-  x = np.asarray(image, np.float32)
-  if x.ndim == 3:
-    x = x[None]
-  if x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[1:3]) < 1:
-    raise ValueError(f"image must be [H, W, 3] or [B, H, W, 3] floats in [0, 1], got shape "
-                     f"{np.shape(image)}")
-  if not np.all(np.isfinite(x)):
-    raise ValueError("image holds non-finite values")
-  return x
-
-
-def compress(model, params, image, multiple: int = PAD_MULTIPLE):
-  """Single-layer TCM compress of an image of any size.
-
-  Args:
-    image: [H, W, 3] (or [B, H, W, 3]) float in [0, 1].
-    multiple: pad H and W to multiples of this (LIC_TCM: 128; at least 64).
-
-  Returns:
-    (streams [z bytes, y bytes], info {"z_shape", "image_size": (H, W), "pads"}).
-  """
-  x = _as_batch(image)
-  padded, pads = pad_image(x, multiple)
-  streams, z_shape = compress_latents(model, params, padded)
-  return streams, {"z_shape": z_shape, "image_size": tuple(x.shape[1:3]), "pads": pads}
-
-
-def decompress(model, params, streams, info):
-  """Inverse of `compress`: returns x_hat clamped to [0, 1], cropped to the image size.
-
-  Returns:
-    float32 numpy [H, W, 3] (or [B, H, W, 3] when B > 1).
-  """
-  y_hat = decompress_latents(model, params, streams, info["z_shape"])
-  x_hat = np.asarray(jnp.clip(_synthesis(model, params, y_hat), 0.0, 1.0))
-  top, _, left, _ = info["pads"]
-  h, w = info["image_size"]
-  x_hat = x_hat[:, top:top + h, left:left + w]
-  return x_hat[0] if x_hat.shape[0] == 1 else x_hat

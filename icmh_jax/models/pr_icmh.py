@@ -11,7 +11,8 @@ import jax.numpy as jnp
 
 from icmh_jax.errors import ConfigError
 from icmh_jax.models import coding
-from icmh_jax.models.system import System, call_method
+from icmh_jax.models.coding import call_method
+from icmh_jax.models.system import System
 
 
 class PRICMH(System):
@@ -28,18 +29,19 @@ class PRICMH(System):
   def additional_module(self):
     return self.additional_tcm()
 
-  @staticmethod
-  def forward_method(m, x, x_hat_m, y_hat_m, *, train, noise=None, return_intermediates=False):
+  def forward_method(self, m, x, x_hat_m, y_hat_m, *, train, noise=None,
+                     return_intermediates=False):
     x_m = jnp.clip(x_hat_m, 0.0, 1.0)
     out = m(x - x_m, train=train, noise=noise, return_intermediates=return_intermediates)
     return {"x_hat": x_m + out.x_hat, "out": out, "g_s_in": out.y_hat}
 
   def encode_human(self, params_a, x, y_hat_m, x_hat_m):
-    streams, _ = coding.compress_latents(self.additional, params_a,
-                                         x - jnp.clip(x_hat_m, 0.0, 1.0))
+    x_d = x - jnp.clip(x_hat_m, 0.0, 1.0)
+    y_d = call_method(self.additional, params_a, "analysis", x_d)
+    streams, _ = coding.compress_y(self.additional, params_a, y_d)
     return streams
 
   def decode_human(self, params_a, streams, z_shape, y_hat_m, x_hat_m):
-    y_hat_d = coding.decompress_latents(self.additional, params_a, streams, z_shape)
+    y_hat_d = coding.decompress_y(self.additional, params_a, streams, z_shape)
     return jnp.clip(x_hat_m, 0.0, 1.0) + call_method(self.additional, params_a, "synthesis",
                                                      y_hat_d)

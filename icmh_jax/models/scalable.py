@@ -14,10 +14,13 @@ gets the human x_hat. tcm / sa_icm files hold layer 0 only; their "human" decode
 import numpy as np
 
 from icmh_jax.entropy import container
-from icmh_jax.errors import BitstreamError, ConfigError
+from icmh_jax.errors import BitstreamError
+from icmh_jax.models import coding
+from icmh_jax.models.coding import call_method
 
 LATENT_STRIDE = 64  # x -> z downsampling; padded sizes must be multiples of it
 STREAMS_PER_LAYER = 2  # z, y
+LAYERS = tuple(container.LAYER_NAMES.values())  # ("machine", "human"), by layer id
 # Largest padded image a file may claim (~11585^2): a corrupt or hostile header is refused before
 # the decoder allocates latents for it (the container alone allows 65536^2).
 MAX_PIXELS = 2 ** 27
@@ -41,19 +44,18 @@ def compress(system, params, image) -> bytes:
   """Codes an image into a `.icmh` file.
 
   Args:
-    system: a `System`.
+    system: a `icmh_jax.models.system.System` (this module reads its `name`, `config`, `base`,
+      `has_additional` and human-layer hooks, and imports no system class).
     params: its params ({"base"} or {"base", "additional"}).
     image: [H, W, 3] float in [0, 1].
 
   Returns:
     The file's bytes: layer 0 always, layer 1 for the human-layer systems.
   """
-  from icmh_jax.models import coding
-  from icmh_jax.models.system import call_method
   x = _as_image(image)
   padded, pads = coding.pad_image(x, system.config["pad_multiple"])
-  streams_m, _, sym = coding.compress_latents(system.base, params["base"], padded,
-                                              return_symbols=True)
+  y = call_method(system.base, params["base"], "analysis", padded)
+  streams_m, _, sym = coding.compress_y(system.base, params["base"], y, return_symbols=True)
   layers = {0: container.pack_streams(streams_m)}
   if system.has_additional:
     y_hat_m = sym["y_hat"]
@@ -95,14 +97,12 @@ def decompress(system, params, data: bytes, layer: str = "human") -> np.ndarray:
     BitstreamError: wrong system or config, a corrupt or truncated file, a missing layer.
     ValueError: an unknown layer name.
   """
-  from icmh_jax.models import coding
-  from icmh_jax.models.system import LAYERS, call_method
   if layer not in LAYERS:
     raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
   human = layer == "human" and system.has_additional
+  need = (0, 1) if human else (0,)
   header, layers = container.read_container(
-      data, expect_system=system.name, expect_digest=config_digest(system),
-      need_layers=(0, 1) if human else (0,))
+      data, expect_system=system.name, expect_digest=config_digest(system), need_layers=need)
   z_shape = _z_shape(header, system.config["pad_multiple"])
   streams_m = container.unpack_streams(layers[0], STREAMS_PER_LAYER)
   y_hat_m = coding.decompress_y(system.base, params["base"], streams_m, z_shape)
@@ -120,8 +120,8 @@ def describe(data: bytes) -> dict:
 
   Returns:
     {"system", "height", "width", "file_bytes", "file_bpp", "layers": {"machine": {"bytes",
-    "bpp"}, "human": {...} or None when absent}, "has_human_layer": whether the system writes
-    one}; bpp = 8 * bytes / (H * W).
+    "bpp"}, "human": {...} or None when absent}, "has_human_layer": whether the encoder wrote
+    one (the header's layer count)}; bpp = 8 * bytes / (H * W).
   """
   header, layers = container.read_container(data, need_layers=(0,))
   pixels = header.height * header.width
@@ -129,11 +129,7 @@ def describe(data: bytes) -> dict:
   for i, name in container.LAYER_NAMES.items():
     n = len(layers[i]) if i in layers else None
     per_layer[name] = None if n is None else {"bytes": n, "bpp": 8.0 * n / pixels}
-  from icmh_jax.models import registry
-  try:
-    has_human = registry.system_class(header.system).trained_layer == "human"
-  except ConfigError:
-    has_human = None  # a system this version does not know
+  has_human = header.layer_count > 1
   return {"system": header.system, "height": header.height, "width": header.width,
           "has_human_layer": has_human,
           "pad": list(header.pad), "file_bytes": len(data), "file_bpp": 8.0 * len(data) / pixels,

@@ -3,7 +3,8 @@
 A system is a frozen-or-trained machine codec (SA-ICM, a LIC-TCM) in `params["base"]` plus, for the
 human-layer systems (icmh_ff, fr_icmh, pr_icmh), an additional codec in `params["additional"]`.
 `apply` is the training / estimation forward; `compress` / `decompress` write and read one
-two-layer `.icmh` file (`icmh_jax.models.scalable`). The training loss of every system is
+two-layer `.icmh` file (`icmh_jax.models.scalable`, which knows no system class: the dependency
+runs one way, system -> scalable -> coding). The training loss of every system is
 
   loss = bpp(out.likelihoods[system.trained_layer]) + lam * 255**2 * mse(m * x, m * out.x_hat)
 
@@ -11,7 +12,6 @@ two-layer `.icmh` file (`icmh_jax.models.scalable`). The training loss of every 
 reconstruction (for tcm / sa_icm it equals `x_hat_m`), so no caller needs to know system names.
 """
 
-import functools
 from typing import Any
 
 import flax
@@ -21,9 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from icmh_jax.layers.init import torch_default_init
-
-LAYERS = ("machine", "human")
-
+from icmh_jax.models import scalable
+from icmh_jax.models.tcm import TCM
 
 @flax.struct.dataclass
 class SystemOutput:
@@ -38,22 +37,6 @@ class SystemOutput:
   x_hat: jax.Array
   x_hat_m: jax.Array
   likelihoods: dict
-
-
-@functools.partial(jax.jit, static_argnames=("model", "method"))
-def call_method(model: nn.Module, params, method: str, *args):
-  """`model.apply({"params": params}, *args, method=method)`, jitted per (model, method).
-
-  The encoder and the decoder both go through this, so they run the same compiled function.
-  """
-  return model.apply({"params": params}, *args, method=method)
-
-
-def fuse_latents(y_hat_m, y_hat_a):
-  """y_hat = y_hat_m + pad(y_hat_a): adds y_hat_a [.., 64 N_a] into the first slices of y_hat_m
-  [.., M] and forwards the others (ICMH-FF fusion, FR-ICMH eq. 5); both after their LRP."""
-  c = y_hat_a.shape[-1]
-  return jnp.concatenate([y_hat_m[..., :c] + y_hat_a, y_hat_m[..., c:]], axis=-1)
 
 
 class System:
@@ -78,7 +61,7 @@ class System:
 
   @property
   def base(self) -> nn.Module:
-    """The machine codec module, built on first use (so the registry needs no TCM import)."""
+    """The machine codec module, built on first use."""
     if "base" not in self._modules:
       self._modules["base"] = self.base_module()
     return self._modules["base"]
@@ -91,10 +74,9 @@ class System:
     return self._modules["additional"]
 
   def base_module(self) -> nn.Module:
-    """SA-ICM: a LIC-TCM with N_m, M, num_slices_m."""
-    from icmh_jax.models.tcm import TCM
+    """SA-ICM: a LIC-TCM with N_machine, M, num_slices_m."""
     c = self.config
-    return TCM(N=c["N_m"], M=c["M"], num_slices=c["num_slices_m"], **self.tcm_widths())
+    return TCM(N=c["N_machine"], M=c["M"], num_slices=c["num_slices_m"], **self.tcm_widths())
 
   def tcm_widths(self) -> dict[str, Any]:
     """TCM keyword arguments shared by both codecs (transformer / hyperprior / Ch-ARM widths)."""
@@ -113,17 +95,26 @@ class System:
     """The params subtree the optimiser sees: "base" (tcm, sa_icm) or "additional"."""
     return "additional" if self.has_additional else "base"
 
-  def additional_tcm(self, g_s_in=None, context: bool = False) -> nn.Module:
-    """The additional codec: a LIC-TCM with N, M = 64 N_a and N_a slices.
+  @property
+  def machine_context(self) -> bool:
+    """Whether the additional Ch-ARM also sees the machine latent y_hat_m (`residual_context=
+    "machine"`): the one place the forward, the encoder and the decoder read it from."""
+    return self.config["residual_context"] == "machine"
+
+  def context(self, y_hat_m):
+    """The additional Ch-ARM's extra support: y_hat_m [B, h, w, M] or None."""
+    return y_hat_m if self.machine_context else None
+
+  def additional_tcm(self, g_s_in=None) -> nn.Module:
+    """The additional codec: a LIC-TCM with N, M = 64 N_a and N_a slices, whose Ch-ARM sees
+    y_hat_m (M more support channels) when `machine_context`.
 
     Args:
       g_s_in: channels its g_s takes (the machine M for the latent-fusion systems).
-      context: whether its Ch-ARM also sees the machine latent y_hat_m (M channels).
     """
-    from icmh_jax.models.tcm import TCM
     c = self.config
     return TCM(N=c["N"], M=c["num_slices_a"] * c["slice_width"], num_slices=c["num_slices_a"],
-               g_s_in=g_s_in, extra_support_channels=c["M"] if context else 0,
+               g_s_in=g_s_in, extra_support_channels=c["M"] if self.machine_context else 0,
                **self.tcm_widths())
 
   def run_base(self, base_params, x, *, train: bool, rng=None, noise=None,
@@ -215,10 +206,10 @@ class System:
     """The additional codec (a `TCM`, see `additional_tcm`)."""
     raise NotImplementedError
 
-  @staticmethod
-  def forward_method(module, x, x_hat_m, y_hat_m, *, train, noise=None,
+  def forward_method(self, m: nn.Module, x, x_hat_m, y_hat_m, *, train, noise=None,
                      return_intermediates=False) -> dict:
-    """Runs inside `additional.apply`: (x, machine outputs) -> `run_additional`'s dict."""
+    """The human layer's forward, run inside `additional.apply(..., method=self.forward_method)`
+    with `m` the bound additional codec: (x, machine outputs) -> `run_additional`'s dict."""
     raise NotImplementedError
 
   def encode_human(self, params_a, x, y_hat_m, x_hat_m) -> list:
@@ -231,13 +222,13 @@ class System:
     raise NotImplementedError
 
   def compress(self, params, image: np.ndarray) -> bytes:
-    """Codes image [H, W, 3] float32 in [0, 1] into one two-layer `.icmh` file."""
-    from icmh_jax.models import scalable
+    """Codes image [H, W, 3] float32 in [0, 1] into one two-layer `.icmh` file
+    (`scalable.compress`)."""
     return scalable.compress(self, params, image)
 
   def decompress(self, params, data: bytes, layer: str = "human") -> np.ndarray:
-    """Decodes a `.icmh` file; layer "machine" reads layer 0 only. Returns [H, W, 3] in [0, 1]."""
-    from icmh_jax.models import scalable
+    """Decodes a `.icmh` file (`scalable.decompress`); layer "machine" reads layer 0 only.
+    Returns [H, W, 3] in [0, 1]."""
     return scalable.decompress(self, params, data, layer=layer)
 
   def param_counts(self, image_shape=(1, 256, 256, 3)) -> dict[str, int]:

@@ -126,6 +126,15 @@ class TCM(nn.Module):
     """(h_mean_s(z_hat), h_scale_s(z_hat)), each [B, 4h', 4w', M]."""
     return self.h_mean_s(z_hat), self.h_scale_s(z_hat)
 
+  def slice_entropy_params(self, k: int, latent_means, latent_scales, y_hat_prev, context):
+    """What the coders need of slice k's Ch-ARM parameters: {mean_support, mu, scale}."""
+    p = self.ch_arm.slice_params(k, latent_means, latent_scales, y_hat_prev, context)
+    return {n: p[n] for n in ("mean_support", "mu", "scale")}
+
+  def slice_lrp(self, k: int, mean_support, y_hat_pre_lrp):
+    """Slice k's latent residual prediction: (y_hat_k, lrp_k) (`ChannelARM.slice_lrp`)."""
+    return self.ch_arm.slice_lrp(k, mean_support, y_hat_pre_lrp)
+
   def medians(self):
     """The factorized prior's medians [z_channels]."""
     return self.entropy_bottleneck.medians()

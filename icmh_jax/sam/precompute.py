@@ -171,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                   help="SAM size (default: from the checkpoint's file name)")
   ap.add_argument("--num-shards", type=int, help="default: one per 1000 images")
   ap.add_argument("--workers", type=int, help="local workers (default: all local devices)")
-  ap.add_argument("--jax-distributed", action="store_true",
+  # Spelt as train.py's absl flag, so one multi-host recipe serves every entry point.
+  ap.add_argument("--jax_distributed", action="store_true",
                   help="call jax.distributed.initialize() first (multi-host runs)")
   ap.add_argument("--process-index", type=int, help="default jax.process_index()")
   ap.add_argument("--process-count", type=int, help="default jax.process_count()")

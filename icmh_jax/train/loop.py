@@ -14,8 +14,9 @@ import time
 import jax
 import numpy as np
 
-from icmh_jax.data import bundled, pipeline, sam_edges
 from icmh_jax import params_io
+from icmh_jax.data import bundled, pipeline, sam_edges
+from icmh_jax.models import config as model_config
 from icmh_jax.train import checkpoint, metrics_writer, optim, step as step_lib
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,12 @@ def fresh_params(system, config):
     if not config.base_checkpoint:
       log.warning("config.base_checkpoint is empty: the frozen base stays RANDOM")
     else:
-      same = {k: config.model[k] for k in ("N_m", "M", "num_slices_m", "slice_width")
+      same = {k: config.model[k] for k in ("N_machine", "M", "num_slices_m", "slice_width")
               if k in config.model}
-      base, _ = params_io.load_params(config.base_checkpoint, {"model": same},
-                                       like={"base": params["base"]})
+      # Stored meta may predate a field's rename: compare it in today's names.
+      meta = model_config.upgrade_meta(params_io.read_meta(config.base_checkpoint))
+      params_io.check_meta(meta, {"model": same}, config.base_checkpoint)
+      base, _ = params_io.load_params(config.base_checkpoint, like={"base": params["base"]})
       params["base"] = base["base"]
   return params
 
@@ -142,16 +145,11 @@ def evaluate(eval_step, system, params, val_source, config, batch_sharding) -> d
 
 
 def file_rate(system, params, val_source, n: int, crop: int) -> dict:
-  """`val/bpp_file`: 8 * bytes / pixels of real `.icmh` files of the first `n` validation crops
-  ({} when the system cannot compress yet)."""
-  try:
-    rates = []
-    for i in range(min(n, len(val_source))):
-      x = pipeline.center_crop(val_source[i], crop)["image"] / np.float32(255)
-      rates.append(8 * len(system.compress(params, x)) / (x.shape[0] * x.shape[1]))
-  except (NotImplementedError, ModuleNotFoundError) as e:
-    log.warning("real bitstreams skipped: %s has no compress yet (%s)", system.name, e)
-    return {}
+  """`val/bpp_file`: 8 * bytes / pixels of real `.icmh` files of the first `n` validation crops."""
+  rates = []
+  for i in range(min(n, len(val_source))):
+    x = pipeline.center_crop(val_source[i], crop)["image"] / np.float32(255)
+    rates.append(8 * len(system.compress(params, x)) / (x.shape[0] * x.shape[1]))
   return {"val/bpp_file": float(np.mean(rates))}
 
 

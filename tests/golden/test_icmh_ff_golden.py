@@ -31,7 +31,7 @@ def test_golden_config_is_read_from_the_json():
                      "additional": {"N": 64, "num_slices": 4, "latent_channels": 256,
                                     "g_s_in_channels": 320}}}
   cfg = icmh_ff.model_config(meta)
-  assert (cfg["N_m"], cfg["N"], cfg["num_slices_a"], cfg["head_dims"]) == (48, 64, 4, (8,) * 6)
+  assert (cfg["N_machine"], cfg["N"], cfg["num_slices_a"], cfg["head_dims"]) == (48, 64, 4, (8,) * 6)
   meta["config"]["additional"]["g_s_in_channels"] = 256
   with pytest.raises(ValueError, match="g_s takes 256 channels"):
     icmh_ff.model_config(meta)

@@ -12,7 +12,7 @@ def test_unknown_system_names_the_known_ones():
 
 
 def test_unknown_config_field_is_refused_listing_known_fields():
-  with pytest.raises(ConfigError, match=r"unknown model config field\(s\) Nm; known: M, N, N_m"):
+  with pytest.raises(ConfigError, match=r"unknown model config field\(s\) Nm; known: M, N, N_machine"):
     registry.get_system("fr_icmh", {"Nm": 64})
 
 

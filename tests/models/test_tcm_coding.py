@@ -1,4 +1,5 @@
-"""TCM compress -> decompress on a real photo, with the golden set's (reference-rule) weights."""
+"""TCM compress -> decompress on a real photo, with the golden set's (reference-rule) weights,
+through the one public path: the registry's `tcm` system and its `.icmh` file."""
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,7 @@ import pytest
 from PIL import Image
 from skimage import data
 
+from icmh_jax.entropy import container
 from icmh_jax.golden import tcm as golden_tcm
 from icmh_jax.models import coding
 
@@ -16,6 +18,12 @@ def golden_model(reference_dir):
   d = reference_dir / "tcm"
   model, params, _, _ = golden_tcm.golden_params(d / "tcm_golden.npz", d / "tcm_golden.json")
   return model, params
+
+
+def _layer0_streams(data):
+  """The z and y streams of a file's machine layer."""
+  _, layers = container.read_container(data)
+  return container.unpack_streams(layers[0], 2)
 
 
 _FORWARD = {}
@@ -35,9 +43,11 @@ def _forward(model, params, x):
 
 def test_decompress_equals_clamped_forward_and_bytes_match_the_estimate(golden_model):
   model, params = golden_model
+  system = golden_tcm.tcm_system(model)
   x = _astronaut(256, 384)
-  streams, info = coding.compress(model, params, x)
-  x_dec = coding.decompress(model, params, streams, info)
+  data = system.compress({"base": params}, x)
+  x_dec = system.decompress({"base": params}, data)
+  streams = _layer0_streams(data)
   out = _forward(model, params, x)
   np.testing.assert_allclose(x_dec, np.clip(np.asarray(out.x_hat[0]), 0, 1), rtol=0, atol=1e-5)
   est_bytes = -sum(float(jnp.sum(jnp.log2(v))) for v in out.likelihoods.values()) / 8
@@ -48,10 +58,12 @@ def test_decompress_equals_clamped_forward_and_bytes_match_the_estimate(golden_m
 
 def test_image_of_any_size_is_padded_to_128_and_cropped_back(golden_model):
   model, params = golden_model
+  system = golden_tcm.tcm_system(model)
   x = _astronaut(200, 300)
-  streams, info = coding.compress(model, params, x)
-  assert info["pads"] == (28, 28, 42, 42)  # floor(pad/2) top/left, the rest bottom/right
-  x_dec = coding.decompress(model, params, streams, info)
+  data = system.compress({"base": params}, x)
+  header, _ = container.read_container(data)
+  assert header.pad == (28, 28, 42, 42)  # floor(pad/2) top/left, the rest bottom/right
+  x_dec = system.decompress({"base": params}, data)
   padded = np.pad(x, ((28, 28), (42, 42), (0, 0)))
   out = _forward(model, params, padded)
   expected = np.clip(np.asarray(out.x_hat[0]), 0, 1)[28:228, 42:342]
@@ -62,21 +74,24 @@ def test_image_of_any_size_is_padded_to_128_and_cropped_back(golden_model):
 def test_decoder_rejects_a_truncated_y_stream(golden_model):
   from icmh_jax.errors import BitstreamError
   model, params = golden_model
+  system = golden_tcm.tcm_system(model)
   x = _astronaut(256, 384)
-  streams, info = coding.compress(model, params, x)
+  data = system.compress({"base": params}, x)
+  header, _ = container.read_container(data)
+  z, y = _layer0_streams(data)
+  cut = container.write_container(header, {0: container.pack_streams([z, y[:len(y) // 2]])})
   with pytest.raises(BitstreamError):
-    coding.decompress(model, params, [streams[0], streams[1][:len(streams[1]) // 2]], info)
+    system.decompress({"base": params}, cut)
 
 
 _DECODE_SCRIPT = """
-import pickle, sys
+import sys
 import numpy as np
 from icmh_jax.golden import tcm as golden_tcm
-from icmh_jax.models import coding
 d, src, dst = sys.argv[1:4]
 model, params, _, _ = golden_tcm.golden_params(d + "/tcm_golden.npz", d + "/tcm_golden.json")
-streams, info = pickle.load(open(src, "rb"))
-np.save(dst, coding.decompress(model, params, streams, info))
+data = open(src, "rb").read()
+np.save(dst, golden_tcm.tcm_system(model).decompress({"base": params}, data))
 """
 
 
@@ -85,15 +100,15 @@ def test_single_threaded_process_decodes_the_same_image_bit_for_bit(golden_model
                                                                     reference_dir):
   """CompressAI users report cross-device decode corruption: decode elsewhere, compare bits."""
   import os
-  import pickle
   import subprocess
   import sys
   model, params = golden_model
+  system = golden_tcm.tcm_system(model)
   x = _astronaut(256, 384)
-  streams, info = coding.compress(model, params, x)
-  here = coding.decompress(model, params, streams, info)
-  src, dst = tmp_path / "streams.pkl", tmp_path / "x_hat.npy"
-  src.write_bytes(pickle.dumps((streams, info)))
+  data = system.compress({"base": params}, x)
+  here = system.decompress({"base": params}, data)
+  src, dst = tmp_path / "x.icmh", tmp_path / "x_hat.npy"
+  src.write_bytes(data)
   env = dict(os.environ, XLA_FLAGS="--xla_cpu_multi_thread_eigen=false "
              "intra_op_parallelism_threads=1", OMP_NUM_THREADS="1")
   subprocess.run([sys.executable, "-c", _DECODE_SCRIPT, str(reference_dir / "tcm"), str(src),

@@ -7,6 +7,7 @@ import pytest
 
 from icmh_jax import cli
 from icmh_jax.benchmarks import train as bench_train
+from icmh_jax.errors import ConfigError
 
 
 def _args(**kw):
@@ -20,17 +21,17 @@ def _args(**kw):
 
 def test_model_and_N_pick_the_trained_codec_width():
   c = bench_train._config(_args(model="tcm", N=64))
-  assert c.system == "tcm" and c.model.N_m == 64
+  assert c.system == "tcm" and c.model.N_machine == 64
   c = bench_train._config(_args(model="fr_icmh", N=48, batch=4, crop=128))
-  assert c.model.N == 48 and c.model.N_m == 128
+  assert c.model.N == 48 and c.model.N_machine == 128
   assert (c.data.batch_size, c.data.crop) == (4, 128)
 
 
 def test_config_file_knobs_are_applied():
   c = bench_train._config(_args(config="configs/pr_icmh.py:na=5,tiny", compute_dtype="bfloat16"))
   assert c.model.num_slices_a == 5 and c.model.N == 32 and c.compute_dtype == "bfloat16"
-  with pytest.raises(FileNotFoundError, match="nope.py does not exist"):
-    bench_train.load_config("configs/nope.py")
+  with pytest.raises(ConfigError, match="nope.py does not exist"):
+    bench_train._config(_args(config="configs/nope.py"))
 
 
 @pytest.mark.slow

@@ -41,4 +41,4 @@ def test_tiny_tcm_run_through_train_py_writes_metrics_and_checkpoint(tmp_path):
   steps = [r["step"] for r in metrics_writer.read_scalars(str(work)) if "loss" in r]
   assert steps == [3]  # log_every=10 in tiny: the last step is always logged
   params, meta = params_io.load_params(work)
-  assert meta["system"] == "tcm" and meta["model"]["N_m"] == 32 and set(params) == {"base"}
+  assert meta["system"] == "tcm" and meta["model"]["N_machine"] == 32 and set(params) == {"base"}
