@@ -1,14 +1,20 @@
-"""The `.icmh` file: a checked header, then layers (0 = machine, 1 = human), each with its id,
-length and CRC32.
+"""The `.icmh` file: a checked header, then layers (0 = machine, 1 = human), each bound to
+what precedes it.
 
-Layout (integers little-endian):
+Layout of format version 2 (integers little-endian):
   header: b"ICMH" | version u8 | system length u8 | system ascii | config digest (16 bytes) |
           height u32 | width u32 | pad top, bottom, left, right (u16 each) | layer count u8 |
           CRC32 of all preceding header bytes (u32)
-  layer:  id u8 | payload length u32 | CRC32 of the payload (u32) | payload
-A machine decoder needs layer 0 only, so a file cut after layer 0 still decodes for machines.
-Every size is checked against its limit and against the bytes actually present before anything
-is sliced or allocated.
+  layer:  id u8 | payload length u32 | params fingerprint (8 bytes) | link (8 bytes) |
+          CRC32 of the payload (u32) | payload
+Layer ids are 0, 1, ... in order. A layer's `link` is the first 8 bytes of SHA-256 of every byte
+before it (the header, then the earlier layers): a layer spliced from another file, or put behind
+an edited header, is refused before it is decoded. Its `fingerprint` names the parameters that
+coded it (`read_container(expect_fingerprints=...)` checks them), so a file decoded with the wrong
+weights is an error, not a wrong picture. A machine decoder needs layer 0 only, so a file cut
+after layer 0 still decodes for machines. Every size is checked against its limit and against
+the bytes actually present before anything is sliced or allocated. Version 1 (no links, no
+fingerprints) is refused with a message.
 """
 
 import dataclasses
@@ -20,13 +26,16 @@ import zlib
 from icmh_jax.errors import BitstreamError
 
 MAGIC = b"ICMH"
-VERSION = 1
+VERSION = 2
 DIGEST_BYTES = 16
+FINGERPRINT_BYTES = 8
+LINK_BYTES = 8
 MAX_SYSTEM_CHARS = 32
 MAX_SIDE = 2 ** 16  # largest image height / width a file may claim
 LAYER_NAMES = {0: "machine", 1: "human"}
 _SIZES = struct.Struct("<IIHHHHB")
-_LAYER = struct.Struct("<BII")
+_LAYER = struct.Struct(f"<BI{FINGERPRINT_BYTES}s{LINK_BYTES}sI")
+LAYER_HEADER_BYTES = _LAYER.size  # bytes of a layer record before its payload
 _U32 = struct.Struct("<I")
 
 
@@ -84,24 +93,39 @@ def _check_header(h: Header) -> tuple:
   return pad
 
 
-def write_container(header: Header, layers: dict) -> bytes:
-  """Serialises a header and layers {id: payload} (written in increasing id order).
+def write_container(header: Header, layers: dict, fingerprints: dict | None = None) -> bytes:
+  """Serialises a header and layers {id: payload}, ids 0, 1, ..., n - 1.
+
+  Args:
+    header: the header (its `layer_count` is ignored: the count of `layers` is written).
+    layers: {id: payload bytes}.
+    fingerprints: {id: 8 bytes} naming the parameters that coded each layer (missing: zeros).
 
   Raises:
-    ValueError: a header field or layer id (0..255) / size (< 4 GiB) out of range.
+    ValueError: a header field, layer id, size (< 4 GiB) or fingerprint out of range.
   """
   pad = _check_header(header)
-  if not layers or any(not isinstance(i, int) or not 0 <= i <= 255 for i in layers):
-    raise ValueError(f"layers must map ids in [0, 255] to bytes, got ids {sorted(layers)}")
+  if not layers or sorted(layers) != list(range(len(layers))) or len(layers) > 255:
+    raise ValueError(f"layers must map ids 0..n-1 (n <= 255) to bytes, got ids {sorted(layers)}")
+  fingerprints = dict(fingerprints or {})
+  for i, fp in fingerprints.items():
+    if i not in layers or not isinstance(fp, (bytes, bytearray)) or len(fp) != FINGERPRINT_BYTES:
+      raise ValueError(f"fingerprint of layer {i} must be {FINGERPRINT_BYTES} bytes of a layer "
+                       f"written, got {fp!r}")
   system = header.system.encode("ascii")
   head = (MAGIC + bytes([VERSION, len(system)]) + system + bytes(header.config_digest)
           + _SIZES.pack(header.height, header.width, *pad, len(layers)))
   out = [head, _U32.pack(zlib.crc32(head))]
+  chain = hashlib.sha256(b"".join(out))
   for i in sorted(layers):
     payload = bytes(layers[i])
     if len(payload) >= 2 ** 32:
       raise ValueError(f"layer {i} has {len(payload)} bytes; the limit is 4 GiB")
-    out += [_LAYER.pack(i, len(payload), zlib.crc32(payload)), payload]
+    fp = bytes(fingerprints.get(i, bytes(FINGERPRINT_BYTES)))
+    record = _LAYER.pack(i, len(payload), fp, chain.digest()[:LINK_BYTES], zlib.crc32(payload))
+    out += [record, payload]
+    chain.update(record)
+    chain.update(payload)
   return b"".join(out)
 
 
@@ -114,8 +138,10 @@ def _read_header(data: bytes) -> tuple:
   if len(data) < fixed or data[:4] != MAGIC:
     raise BitstreamError(f"not an .icmh file: expected magic {MAGIC!r}, got {data[:4]!r}")
   if data[4] != VERSION:
+    older = (" (written by an older icmh-jax, before layers were bound and fingerprinted: "
+             "encode the image again)" if data[4] < VERSION else "")
     raise BitstreamError(f"unsupported .icmh format version {data[4]} "
-                         f"(this reader knows {VERSION})")
+                         f"(this reader knows {VERSION}){older}")
   n = data[5]
   end = fixed + n + DIGEST_BYTES + _SIZES.size
   if not 1 <= n <= MAX_SYSTEM_CHARS:
@@ -136,7 +162,8 @@ def _read_header(data: bytes) -> tuple:
   return Header(system.decode("ascii"), digest, h, w, tuple(pad), count), count, end + 4
 
 
-def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_layers=(0,)):
+def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_layers=(0,),
+                   expect_fingerprints=None):
   """Parses and checks an .icmh file.
 
   Args:
@@ -145,15 +172,43 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
     expect_digest: if given, the config digest the file must carry (the decoding model's).
     need_layers: layer ids that must be present and intact; layers past the last needed one
       may be missing or cut short (a file cut after layer 0 decodes for machines), but each
-      layer that is complete is CRC-checked. `()` reads whatever complete layers there are.
+      layer that is complete is CRC- and link-checked. `()` reads whatever complete layers there
+      are.
+    expect_fingerprints: if given, {id: 8 bytes}: the fingerprint each needed layer must carry
+      (the decoding parameters'); ids not needed are not checked.
 
   Returns:
     (Header, {id: payload}) with every complete layer read up to the last needed one or the end.
 
   Raises:
-    BitstreamError: wrong magic / version / system / digest, CRC mismatch, truncation, trailing
-      bytes, out-of-range sizes, or a needed layer missing.
+    BitstreamError: wrong magic / version / system / digest / fingerprint, CRC or link mismatch,
+      truncation, trailing bytes, out-of-range sizes, or a needed layer missing.
   """
+  header, records, truncated = _read_records(data, expect_system, expect_digest, need_layers)
+  layers = {i: r.payload for i, r in records.items()}
+  for i, want in sorted((expect_fingerprints or {}).items()):
+    if i in need_layers and i in records and records[i].fingerprint != bytes(want):
+      raise BitstreamError(
+          f"{_layer_name(i)} was coded with parameters {records[i].fingerprint.hex()}, but this "
+          f"model's are {bytes(want).hex()}: decode it with the checkpoint that wrote it")
+  for i in sorted(set(need_layers)):
+    if i not in layers:
+      last = max(layers, default=-1)
+      why = (f"file holds layers {sorted(layers)}" if not truncated
+             else f"file truncated after layer {last}" if layers
+             else "file truncated before its first layer")
+      raise BitstreamError(f"{_layer_name(i)} missing ({why})")
+  return header, layers
+
+
+@dataclasses.dataclass(frozen=True)
+class _Record:
+  payload: bytes
+  fingerprint: bytes
+
+
+def _read_records(data, expect_system, expect_digest, need_layers):
+  """(Header, {id: _Record}, truncated) of the complete, checked layers of `data`."""
   if not isinstance(data, (bytes, bytearray, memoryview)):
     raise BitstreamError(f"expected the bytes of an .icmh file, got {type(data).__name__}")
   data = bytes(data)
@@ -164,14 +219,14 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
     raise BitstreamError(f"file was written with another '{header.system}' config (digest "
                          f"{header.config_digest.hex()}, this model {bytes(expect_digest).hex()})")
   need = sorted(set(need_layers))
-  layers, last_id, truncated = {}, -1, False
-  for _ in range(count):
+  records, truncated = {}, False
+  for k in range(count):
     if pos + _LAYER.size > len(data):
       truncated = True  # cut at a layer boundary or inside a layer header
       break
-    i, length, crc = _LAYER.unpack_from(data, pos)
-    if i <= last_id:
-      raise BitstreamError(f"corrupt file: layer id {i} after layer {last_id} (ids must increase)")
+    i, length, fingerprint, link, crc = _LAYER.unpack_from(data, pos)
+    if i != k:
+      raise BitstreamError(f"corrupt file: layer id {i} where layer {k} belongs")
     start = pos + _LAYER.size
     if length > len(data) - start:
       if need and i <= need[-1]:
@@ -179,29 +234,37 @@ def read_container(data: bytes, *, expect_system=None, expect_digest=None, need_
                              f"{len(data) - start} remain")
       truncated = True  # a layer nobody asked for was cut short
       break
+    if hashlib.sha256(data[:pos]).digest()[:LINK_BYTES] != link:
+      before = "this file's header" if i == 0 else "this file's earlier layers"
+      raise BitstreamError(f"corrupt file: the {_layer_name(i)} does not belong to {before} "
+                           f"(spliced from another file, or the header was edited)")
     payload = data[start:start + length]
     if zlib.crc32(payload) != crc:
       raise BitstreamError(f"corrupt file: {_layer_name(i)} CRC32 mismatch")
-    layers[i], last_id, pos = payload, i, start + length
+    records[i], pos = _Record(payload, fingerprint), start + length
   if not truncated and pos != len(data):
     raise BitstreamError(f"corrupt file: {len(data) - pos} unexpected bytes after the last layer")
-  for i in need:
-    if i not in layers:
-      why = (f"file holds layers {sorted(layers)}" if not truncated
-             else f"file truncated after layer {last_id}" if layers
-             else "file truncated before its first layer")
-      raise BitstreamError(f"{_layer_name(i)} missing ({why})")
-  return header, layers
+  return header, records, truncated
 
 
 def strip_layers(data: bytes, keep=(0,)) -> bytes:
-  """A valid file holding only the `keep` layers of `data` (e.g. the machine layer alone).
+  """A valid file holding only the `keep` layers of `data` (e.g. the machine layer alone), their
+  fingerprints kept and their links made anew.
+
+  Args:
+    keep: the first layer ids, 0..k-1 (ids stay consecutive).
 
   Raises:
+    ValueError: `keep` is not 0..k-1.
     BitstreamError: `data` is not a valid file or lacks a kept layer.
   """
-  header, layers = read_container(data, need_layers=keep)
-  return write_container(header, {i: layers[i] for i in keep})
+  need = tuple(sorted(set(keep)))
+  if need != tuple(range(len(need))):
+    raise ValueError(f"keep must be the first layer ids 0..k-1, got {keep!r}")
+  header, records, _ = _read_records(data, None, None, need)
+  read_container(data, need_layers=need)  # the missing-layer messages
+  return write_container(header, {i: records[i].payload for i in need},
+                         {i: records[i].fingerprint for i in need})
 
 
 def pack_streams(streams) -> bytes:

@@ -5,20 +5,34 @@ The header (`icmh_jax.entropy.container`) carries the system name, the digest of
 and the image size with its padding. Images are zero-padded to a multiple of `pad_multiple`
 (floor(pad/2) top/left, like LIC-TCM's eval) and cropped back after decoding.
 
+What a decoder checks before any network runs, so that no accident gives a wrong picture:
+  - the config digest (`config_digest`, rule `DIGEST_RULE`): the system name and the model config
+    fields that differ from their defaults, so a field added later with a default leaves every
+    older file decodable;
+  - the size fields: the padding must be what `compress` writes for the image size, and the
+    padded size must fit `MAX_PIXELS`;
+  - each needed layer's params fingerprint (`params_fingerprint`: layer 0 of params["base"],
+    layer 1 of params["additional"]) against the decoding parameters';
+  - the container's links (a layer spliced from another file, or behind an edited header, fails).
+
 The encoder derives everything the human layer needs from the machine layer exactly as the
 decoder will (the decoded y_hat_m from the same per-slice jitted nets, x_hat_m from the same
 jitted g_s), so a decoder that sees only layer 0 gets SA-ICM's x_hat_m, and one that sees both
 gets the human x_hat. tcm / sa_icm files hold layer 0 only; their "human" decode is x_hat_m.
 """
 
+import hashlib
+
+import jax
 import numpy as np
 
 from icmh_jax.entropy import container
 from icmh_jax.errors import BitstreamError
 from icmh_jax.models import coding
 from icmh_jax.models.coding import call_method
+from icmh_jax.models.config import DEFAULTS
 
-LATENT_STRIDE = 64  # x -> z downsampling; padded sizes must be multiples of it
+LATENT_STRIDE = 64  # x -> z downsampling; pad_multiple is a multiple of it
 STREAMS_PER_LAYER = 2  # z, y
 LAYERS = tuple(container.LAYER_NAMES.values())  # ("machine", "human"), by layer id
 # Largest padded image a file may claim (~11585^2): a corrupt or hostile header is refused before
@@ -26,9 +40,49 @@ LAYERS = tuple(container.LAYER_NAMES.values())  # ("machine", "human"), by layer
 MAX_PIXELS = 2 ** 27
 
 
+# What the header's config digest covers; a change to this rule is a new container version.
+# Rule 1: the system name and every model config field whose value differs from its default
+# (`models.config.DEFAULTS`). A field added later with a default is thus left out of every digest
+# that does not set it, and older files keep decoding; an existing default must never change.
+DIGEST_RULE = 1
+_PARAM_PARTS = {0: "base", 1: "additional"}  # the params subtree that codes each layer
+
+
 def config_digest(system) -> bytes:
-  """16-byte digest of (system name, resolved model config), written in every header."""
-  return container.config_digest({"system": system.name, "model": system.config})
+  """16-byte digest of the system name and its non-default model config (`DIGEST_RULE`)."""
+  changed = {k: v for k, v in system.config.items() if k not in DEFAULTS or v != DEFAULTS[k]}
+  return container.config_digest({"rule": DIGEST_RULE, "system": system.name, "model": changed})
+
+
+_FINGERPRINTS = {}  # ids of a tree's jax.Array leaves -> (the leaves, their fingerprint)
+
+
+def params_fingerprint(params) -> bytes:
+  """8 bytes of SHA-256 over a parameter tree's key paths, dtypes, shapes and values.
+
+  Trees of JAX arrays (immutable) are remembered, so a decoder that codes many images with one
+  set of weights hashes them once.
+  """
+  leaves = jax.tree_util.tree_leaves_with_path(params)
+  key = tuple(id(x) for _, x in leaves)
+  cacheable = all(isinstance(x, jax.Array) for _, x in leaves)
+  if cacheable and key in _FINGERPRINTS:
+    return _FINGERPRINTS[key][1]
+  digest = hashlib.sha256()
+  for path, x in leaves:
+    a = np.ascontiguousarray(np.asarray(x))
+    digest.update(f"{jax.tree_util.keystr(path)}|{a.dtype.str}|{a.shape}|".encode())
+    digest.update(a.data)
+  fingerprint = digest.digest()[:container.FINGERPRINT_BYTES]
+  if cacheable:
+    if len(_FINGERPRINTS) >= 8:
+      _FINGERPRINTS.pop(next(iter(_FINGERPRINTS)))
+    _FINGERPRINTS[key] = (leaves, fingerprint)
+  return fingerprint
+
+
+def _fingerprints(params, layers) -> dict:
+  return {i: params_fingerprint(params[_PARAM_PARTS[i]]) for i in layers}
 
 
 def _as_image(image) -> np.ndarray:
@@ -64,7 +118,7 @@ def compress(system, params, image) -> bytes:
     layers[1] = container.pack_streams(streams_a)
   header = container.Header(system.name, config_digest(system), x.shape[1], x.shape[2],
                              tuple(int(p) for p in pads))
-  return container.write_container(header, layers)
+  return container.write_container(header, layers, _fingerprints(params, layers))
 
 
 def _z_shape(header, pad_multiple: int) -> tuple:
@@ -72,13 +126,14 @@ def _z_shape(header, pad_multiple: int) -> tuple:
   if max(header.pad) >= pad_multiple:
     raise BitstreamError(f"header padding {header.pad} is not below the model's pad multiple "
                          f"{pad_multiple}")
+  want = coding.pads_for(header.height, header.width, pad_multiple)
+  if header.pad != want:
+    raise BitstreamError(f"header padding {header.pad} is not what the encoder writes for a "
+                         f"{header.height}x{header.width} image ({want}): the header was edited")
   h, w = header.height + top + bottom, header.width + left + right
   if h * w > MAX_PIXELS:
     raise BitstreamError(f"header claims a {h}x{w} (padded) image, more than the decoder's "
                          f"limit of {MAX_PIXELS} pixels")
-  if h % LATENT_STRIDE or w % LATENT_STRIDE:
-    raise BitstreamError(f"header gives a padded size {h}x{w}, not a multiple of "
-                         f"{LATENT_STRIDE}")
   return (1, h // LATENT_STRIDE, w // LATENT_STRIDE)
 
 
@@ -94,7 +149,8 @@ def decompress(system, params, data: bytes, layer: str = "human") -> np.ndarray:
     float32 [H, W, 3] in [0, 1].
 
   Raises:
-    BitstreamError: wrong system or config, a corrupt or truncated file, a missing layer.
+    BitstreamError: wrong system, config or weights, a corrupt, edited, spliced or truncated
+      file, a missing layer.
     ValueError: an unknown layer name.
   """
   if layer not in LAYERS:
@@ -104,6 +160,9 @@ def decompress(system, params, data: bytes, layer: str = "human") -> np.ndarray:
   header, layers = container.read_container(
       data, expect_system=system.name, expect_digest=config_digest(system), need_layers=need)
   z_shape = _z_shape(header, system.config["pad_multiple"])
+  # The header is sound: now the weights (hashing them is the one costly check).
+  container.read_container(data, need_layers=need,
+                           expect_fingerprints=_fingerprints(params, need))
   streams_m = container.unpack_streams(layers[0], STREAMS_PER_LAYER)
   y_hat_m = coding.decompress_y(system.base, params["base"], streams_m, z_shape)
   x_hat = call_method(system.base, params["base"], "synthesis", y_hat_m)

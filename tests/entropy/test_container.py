@@ -1,6 +1,7 @@
 """The .icmh container: round trips, layered truncation, clear errors on bad input, and fuzzing
 (container + symbol decode) where every mutated file raises BitstreamError or decodes exactly."""
 
+import hashlib
 import struct
 import zlib
 
@@ -79,7 +80,7 @@ def test_round_trip_restores_header_layers_and_symbols(codec):
 def test_machine_layer_decodes_from_truncated_file(codec):
   data = codec.encode()
   _, layers = read_container(data, need_layers=(0, 1))
-  cut = data[:len(data) - len(layers[1]) - 9]  # drop layer 1 and its 9-byte layer header
+  cut = data[:len(data) - len(layers[1]) - container.LAYER_HEADER_BYTES]  # drop layer 1
   header, out = codec.decode(cut, (0,))
   codec.assert_exact(header, out)
   with pytest.raises(BitstreamError, match=r"human layer missing \(file truncated after layer 0\)"):
@@ -116,10 +117,11 @@ def test_header_fields_round_trip_whatever_sequence_types_were_given():
 
 def test_file_cut_inside_the_machine_layer_is_refused_with_its_name():
   data = write_container(HEADER, {0: b"m" * 50, 1: b"h" * 50})
+  human = container.LAYER_HEADER_BYTES + 50
   with pytest.raises(BitstreamError, match="machine layer claims 50 bytes, 20 remain"):
-    read_container(data[:-59 - 30])
+    read_container(data[:-human - 30])
   with pytest.raises(BitstreamError, match=r"machine layer missing \(file truncated before its"):
-    read_container(data[:-59 - 55])
+    read_container(data[:-human - 55])
 
 
 def test_machine_only_file_reports_missing_human_layer():
@@ -154,14 +156,71 @@ def test_other_system_or_config_is_refused():
     read_container(data, expect_digest=other)
 
 
+def _two_files():
+  """Two files of one header whose layers differ, and where each one's layer 1 starts."""
+  a = write_container(HEADER, {0: b"machine A" * 4, 1: b"human A" * 5})
+  b = write_container(HEADER, {0: b"machine B" * 4, 1: b"human B" * 5})
+  return a, b, len(a) - container.LAYER_HEADER_BYTES - 35
+
+
+def test_human_layer_spliced_from_another_file_is_refused_before_decoding():
+  a, b, cut = _two_files()
+  spliced = a[:cut] + b[cut:]  # A's header and machine layer, B's human layer: valid CRCs
+  assert read_container(a[:cut], need_layers=(0,))[1][0] == b"machine A" * 4
+  for need in ((0, 1), (0,)):  # a complete layer is always checked, as its CRC is
+    with pytest.raises(BitstreamError, match="the human layer does not belong to this file's "
+                                             "earlier layers"):
+      read_container(spliced, need_layers=need)
+
+
+def test_header_edited_with_a_recomputed_crc_is_refused():
+  data = write_container(HEADER, {0: b"m" * 8})
+  end = data.index(b"m" * 8) - container.LAYER_HEADER_BYTES - 4  # the header CRC's offset
+  head = bytearray(data[:end])
+  head[-17:-13] = struct.pack("<I", HEADER.height - 1)  # height u32, then width, pads, count
+  forged = bytes(head) + struct.pack("<I", zlib.crc32(head)) + data[end + 4:]
+  assert container._read_header(forged)[0].height == HEADER.height - 1  # the header itself is fine
+  with pytest.raises(BitstreamError, match="machine layer does not belong to this file's header"):
+    read_container(forged)
+
+
+def test_relabelled_layer_is_refused():
+  data = bytearray(write_container(HEADER, {0: b"m" * 8, 1: b"h" * 8}))
+  at = len(data) - 8 - container.LAYER_HEADER_BYTES
+  data[at] = 2
+  with pytest.raises(BitstreamError, match="layer id 2 where layer 1 belongs"):
+    read_container(bytes(data), need_layers=(0, 1))
+
+
+def test_fingerprints_round_trip_and_a_mismatch_names_both():
+  fp = {0: bytes(range(8)), 1: bytes(range(8, 16))}
+  data = write_container(HEADER, {0: b"m", 1: b"h"}, fp)
+  assert read_container(data, need_layers=(0, 1), expect_fingerprints=fp)[1] == {0: b"m", 1: b"h"}
+  other = {0: fp[0], 1: b"\xff" * 8}
+  assert read_container(data, need_layers=(0,), expect_fingerprints=other)[1][0] == b"m"
+  with pytest.raises(BitstreamError, match="human layer was coded with parameters "
+                                           "08090a0b0c0d0e0f, but this model's are ffffffffffffffff"):
+    read_container(data, need_layers=(0, 1), expect_fingerprints=other)
+  stripped = container.strip_layers(data, keep=(0,))
+  assert read_container(stripped, expect_fingerprints={0: fp[0]})[1] == {0: b"m"}
+
+
+def test_version_1_file_is_refused_as_written_by_an_older_version():
+  data = bytearray(write_container(HEADER, {0: b"m"}))
+  data[4] = 1
+  with pytest.raises(BitstreamError, match="format version 1 .*older icmh-jax.*encode the image"):
+    read_container(bytes(data))
+
+
 def _forge(height, width, layer_length=None, payload=b"abcd"):
-  """A file with a valid header CRC but the given (possibly absurd) fields."""
+  """A file with a valid header CRC and layer link but the given (possibly absurd) fields."""
   system = SYSTEM.encode()
-  head = (b"ICMH" + bytes([1, len(system)]) + system + DIGEST
+  head = (b"ICMH" + bytes([2, len(system)]) + system + DIGEST
           + struct.pack("<IIHHHHB", height, width, 0, 0, 0, 0, 1))
+  head += struct.pack("<I", zlib.crc32(head))
   n = len(payload) if layer_length is None else layer_length
-  return head + struct.pack("<I", zlib.crc32(head)) + struct.pack("<BII", 0, n,
-                                                                  zlib.crc32(payload)) + payload
+  link = hashlib.sha256(head).digest()[:8]
+  return head + struct.pack("<BI8s8sI", 0, n, bytes(8), link, zlib.crc32(payload)) + payload
 
 
 def test_absurd_sizes_are_refused_before_allocation():
@@ -195,8 +254,9 @@ def test_invalid_headers_are_rejected_when_writing():
                        (Header(SYSTEM, DIGEST, 1, 1, (0, 0, 0)), "pad must be 4 ints")]:
     with pytest.raises(ValueError, match=message):
       write_container(bad, {0: b""})
-  with pytest.raises(ValueError, match="ids in"):
-    write_container(HEADER, {256: b""})
+  for ids in ({256: b""}, {1: b""}, {0: b"", 2: b""}):
+    with pytest.raises(ValueError, match="ids 0..n-1"):
+      write_container(HEADER, ids)
 
 
 def test_config_digest_is_canonical_16_bytes():

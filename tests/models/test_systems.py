@@ -71,7 +71,7 @@ def test_machine_layer_decodes_from_file_cut_after_layer_0(name, photo, base_par
   machine_only, _ = system_and_params("sa_icm", base_params)
   data = system.compress(params, photo)
   header, layers = container.read_container(data, need_layers=(0, 1))
-  cut = data[:len(data) - len(layers[1]) - 9]  # drop layer 1 and its 9-byte layer header
+  cut = data[:len(data) - len(layers[1]) - container.LAYER_HEADER_BYTES]  # drop layer 1
   x_cut = system.decompress(params, cut, layer="machine")
   np.testing.assert_array_equal(x_cut, system.decompress(params, data, layer="machine"))
   # Layer 0 is SA-ICM's own stream: bit-identical to the machine-only system's file.

@@ -20,7 +20,8 @@ def test_huge_claimed_image_is_refused_before_decoding():
 
 
 @pytest.mark.parametrize("pad,match", [((0, 0, 0, 128), "not below the model's pad multiple"),
-                                       ((1, 0, 0, 0), "not a multiple of 64")])
+                                       ((1, 0, 0, 0), r"padding \(1, 0, 0, 0\) is not what the "
+                                                      r"encoder writes for a 128x128 image")])
 def test_inconsistent_padding_is_refused(pad, match):
   system = registry.get_system("fr_icmh", {})
   with pytest.raises(BitstreamError, match=match):
