@@ -102,6 +102,8 @@ def _filter(v, win):
   return v
 
 
+# Jitted: run op by op, the 11-tap filters dispatch (and compile) hundreds of tiny programs.
+@jax.jit
 def _ssim_and_cs(x, y, data_range, win):
   """Per-channel SSIM and contrast-structure means: [N, H, W, C] -> ([N, C], [N, C])."""
   c1 = (K1 * data_range) ** 2
@@ -139,6 +141,7 @@ def ssim(x, y, data_range=1.0):
   return jnp.mean(s, axis=-1).reshape(lead)
 
 
+@jax.jit
 def _avg_pool2(v):
   """2x2 average pooling, stride 2; an odd side gets one zero pixel each side, counted."""
   pad = [(0, 0)] + [(s % 2, s % 2) for s in v.shape[1:3]] + [(0, 0)]
