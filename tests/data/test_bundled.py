@@ -35,6 +35,52 @@ def test_unknown_mask_source_and_sam_without_checkpoint_are_refused_not_substitu
   assert not list(tmp_path.iterdir())
 
 
+class _BoxGenerator:
+  """Stands in for SAM's automatic mask generator: two boxes per image, settings recorded."""
+
+  settings = []
+
+  def __init__(self, predictor, **kwargs):
+    self.settings.append((predictor, kwargs))
+
+  @staticmethod
+  def generate(image):
+    h, w = image.shape[:2]
+    records = []
+    for top, left in ((h // 4, w // 4), (h // 2, w // 3)):
+      m = np.zeros((h, w), bool)
+      m[top:top + h // 3, left:left + w // 3] = True
+      records.append({"segmentation": m, "area": int(m.sum())})
+    return records
+
+
+def test_sam_mask_source_paints_the_generator_masks_and_needs_no_checkpoint_once_written(
+    tmp_path, monkeypatch):
+  """The `sam` source's plumbing, with SAM's network stood in for (the real tiny SAM runs in the
+  slow test below; SAM's generator and edge rule against the golden set: tests/sam/)."""
+  from icmh_jax.sam import amg, precompute, predictor
+  loads = []
+  monkeypatch.setattr(precompute, "load_sam",
+                      lambda path, model: loads.append(path) or ("params", "config"))
+  monkeypatch.setattr(predictor, "SamPredictor", lambda params, config: (params, config))
+  monkeypatch.setattr(amg, "AutomaticMaskGenerator", _BoxGenerator)
+  monkeypatch.setattr(_BoxGenerator, "settings", [])
+  monkeypatch.setattr(bundled, "SPLITS", {"train": (("skimage", "coins"),),
+                                          "validation": (("skimage", "chelsea"),)})
+  grid = dict(points_per_side=4, pred_iou_thresh=0.0)
+  data_dir = bundled.prepare(str(tmp_path), "sam", sam_checkpoint="sam_vit_b.pth", sam_amg=grid)
+  assert loads == ["sam_vit_b.pth"] and _BoxGenerator.settings == [(("params", "config"), grid)]
+  rec = bundled.load(data_dir, "validation", "sam")[0]
+  chelsea = bundled.load_photo("skimage", "chelsea")
+  np.testing.assert_array_equal(rec["image"], chelsea)
+  want = edges.edge_map(_BoxGenerator.generate(chelsea), chelsea.shape[:2])
+  np.testing.assert_array_equal(rec["edges"], want)
+  assert want.any() and not np.array_equal(want, edges.canny_edge_map(chelsea))
+  assert bundled.prepare(str(tmp_path), "sam") == data_dir  # written: no checkpoint needed
+  assert loads == ["sam_vit_b.pth"]
+
+
+@pytest.mark.slow
 def test_sam_mask_source_writes_sam_edge_maps_and_needs_no_checkpoint_once_written(
     tmp_path, monkeypatch, reference_dir):
   from icmh_jax.convert.sam import from_torch
