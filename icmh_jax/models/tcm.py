@@ -1,6 +1,6 @@
 """LIC-TCM (Liu, Sun, Katto, "Learned Image Compression with Mixed Transformer-CNN
 Architectures", CVPR 2023): g_a, h_a, factorized prior on z, h_mean_s / h_scale_s, the Ch-ARM
-over slices of y, g_s. Loss L = R(y) + R(z) + λ·255²·mse (DESIGN.md).
+over slices of y, g_s. Loss L = R(y) + R(z) + λ·255²·mse (docs/design.md).
 
   x [B, H, W, 3] in [0, 1], H and W multiples of 64
   -> y [B, H/16, W/16, M], z [B, H/64, W/64, z_channels], x_hat [B, H, W, 3] (not clamped).

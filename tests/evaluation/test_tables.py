@@ -73,7 +73,7 @@ def test_parse_table_reads_only_the_first_table():
 
 @pytest.mark.slow
 def test_paper_size_param_counts_equal_the_design_table():
-  """FR-ICMH (= ICMH-FF) and PR-ICMH additional models at N = 128 (DESIGN.md's measured counts)."""
+  """FR-ICMH (= ICMH-FF) and PR-ICMH additional models at N = 128 (docs/design.md's measured counts)."""
   counts = tables.param_counts(("fr_icmh", "pr_icmh"))
   assert counts == {"fr_icmh": {3: 58_723_412, 4: 67_015_828, 5: 76_568_148},
                     "pr_icmh": {3: 56_364_116, 4: 65_836_180, 5: 76_568_148}}
