@@ -1,8 +1,10 @@
+import jax
 import ml_collections
+import numpy as np
 import pytest
 
 from icmh_jax.errors import ConfigError
-from icmh_jax.models import registry
+from icmh_jax.models import config, registry
 
 
 def test_unknown_system_names_the_known_ones():
@@ -59,3 +61,23 @@ def test_random_init_without_a_name_is_a_config_error():
 def test_pr_icmh_refuses_a_machine_context():
   with pytest.raises(ConfigError, match="pr_icmh codes pixels"):
     registry.get_system("pr_icmh", {"residual_context": "machine"})
+
+
+def test_old_width_name_is_refused_naming_the_new_one():
+  with pytest.raises(ConfigError, match="model config field N_m was renamed to N_machine"):
+    registry.get_system("sa_icm", {"N_m": 64})
+
+
+def test_checkpoint_meta_with_the_old_width_name_still_loads(tmp_path):
+  from icmh_jax import params_io
+  tiny = dict(N_machine=32, M=128, num_slices_m=2, num_slices_a=1, depths=(1,) * 6,
+              head_dims=(16,) * 6, inter_dim=32, cc_hidden=(32, 32), z_channels=32)
+  system, params = registry.load_system(None, name="sa_icm", model_config=tiny)
+  old = {k if k != "N_machine" else "N_m": v for k, v in tiny.items()}  # meta as written before
+  params_io.save_params(tmp_path / "p", params, {"system": "sa_icm", "model": old})
+  loaded, got = registry.load_system(tmp_path / "p")
+  assert loaded.config == system.config and loaded.config["N_machine"] == 32
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(params)):
+    np.testing.assert_array_equal(a, b)
+  with pytest.raises(ConfigError, match="both N_m and N_machine"):
+    config.upgrade_meta({"model": {"N_m": 1, "N_machine": 2}})
