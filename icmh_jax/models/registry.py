@@ -1,10 +1,9 @@
 """The one registry of ICMH systems: `get_system(name, model_config) -> System`.
 
 Every caller (CLI, train.py, evaluate.py, converters) builds its model here. `model_config` is
-`config.model` of a run: a flat mapping (dict or `ConfigDict`) with the fields below; a field left
-out takes its default, an unknown field raises `ConfigError` listing the known ones.
-
-The model config's fields, defaults and checks are `icmh_jax.models.config`'s.
+`config.model` of a run: a flat mapping (dict or `ConfigDict`) of the fields that
+`icmh_jax.models.config` defines (with their defaults and checks); a field left out takes its
+default, an unknown field raises `ConfigError` listing the known ones.
 """
 
 import jax
