@@ -129,14 +129,15 @@ def _check_entropy_units(report, model, params, npz):
 
 
 def _apply_part(model, params, method, *args, **kw):
-  return model.apply({"params": params}, *args, method=method, **kw)
+  """`model.apply` of one part, jitted: op by op, a transformer part dispatches (and compiles)
+  thousands of tiny programs. `method` must close over any Python-int argument (a slice index)."""
+  return jax.jit(lambda p, *a: model.apply({"params": p}, *a, method=method, **kw))(params, *args)
 
 
 def _stages(report, model, params, name, x, npz):
   """Runs TCM submodule `name` on x, compares its stored stage outputs, returns its output."""
-  out, state = model.apply({"params": params}, jnp.asarray(x),
-                           method=lambda m, v: getattr(m, name)(v), capture_intermediates=True,
-                           mutable=["intermediates"])
+  out, state = _apply_part(model, params, lambda m, v: getattr(m, name)(v), jnp.asarray(x),
+                           capture_intermediates=True, mutable=["intermediates"])
   inter = state["intermediates"][name]
   for key in sorted(k for k in npz.files if k.startswith(f"fwd/stage/{name}.")):
     idx = key.rsplit(".", 1)[1]
@@ -165,7 +166,7 @@ def _check_stages(report, model, params, npz):
   prev, w = [], model.slice_width
   for k in range(model.num_slices):
     pre = f"fwd/slice{k}/"
-    p = _apply_part(model, params, lambda m, *a: m.ch_arm.slice_params(*a), k, lm, ls,
+    p = _apply_part(model, params, lambda m, *a: m.ch_arm.slice_params(k, *a), lm, ls,
                     tuple(prev))
     for name in ("mean_support", "scale_support", "mu", "scale"):
       report.close(tf + pre[4:] + name, p[name], nhwc(npz[pre + name]), RTOL)
@@ -175,7 +176,7 @@ def _check_stages(report, model, params, npz):
     report.close(tf + pre[4:] + "y_hat_pre_lrp", y_hat_pre, nhwc(npz[pre + "y_hat_pre_lrp"]), RTOL)
     report.close(tf + pre[4:] + "likelihoods", gaussian.gaussian_likelihood(y_hat_pre, scale, mu),
                  nhwc(npz[pre + "likelihoods"]), LIK_RTOL)
-    y_hat_k, lrp = _apply_part(model, params, lambda m, *a: m.ch_arm.slice_lrp(*a), k,
+    y_hat_k, lrp = _apply_part(model, params, lambda m, *a: m.ch_arm.slice_lrp(k, *a),
                                jnp.asarray(nhwc(npz[pre + "mean_support"])),
                                jnp.asarray(nhwc(npz[pre + "y_hat_pre_lrp"])))
     report.close(tf + pre[4:] + "lrp", lrp, nhwc(npz[pre + "lrp"]), RTOL)

@@ -7,6 +7,7 @@ output and named intermediates are compared (NCHW arrays are transposed to NHWC)
 """
 
 import ast
+import functools
 import re
 
 import flax.linen as nn
@@ -107,7 +108,9 @@ def check_units(report, npz, meta) -> None:
     sd = {k[len(pre + "param/"):]: npz[k] for k in npz.files if k.startswith(pre + "param/")}
     template = jax.eval_shape(module.init, jax.random.PRNGKey(0), jnp.asarray(x))["params"]
     params = convert_tcm.from_reference(sd, template)
-    out, state = module.apply({"params": params}, jnp.asarray(x), capture_intermediates=True)
+    # jitted: op by op, a transformer unit dispatches (and compiles) thousands of tiny programs
+    out, state = jax.jit(functools.partial(module.apply, capture_intermediates=True))(
+        {"params": params}, jnp.asarray(x))
     expected = npz[pre + "output"]
     report.close(pre + "output", out, _nhwc(expected) if nchw else expected, RTOL)
     for inter in info.get("intermediates") or []:
