@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags, logging
 
-from icmh_jax import config_files
+from icmh_jax import compilation_cache, config_files
 
 _CONFIG = flags.DEFINE_string("config", "configs/eval/paper.py", "eval config file[:knobs]")
 _CHECKPOINTS = flags.DEFINE_list("checkpoints", None, "checkpoint paths or folders of them",
@@ -26,6 +26,7 @@ def main(args):
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # Orbax/TFDS info lines would bury the progress bar
+  compilation_cache.enable()
   from icmh_jax.errors import IcmhError
   from icmh_jax.evaluation import rd
   try:

@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from icmh_jax import config_files
+from icmh_jax import compilation_cache, config_files
 
 _CONFIG = flags.DEFINE_string("config", None, "config file (configs/<family>.py:knobs)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints and logs")
@@ -31,6 +31,7 @@ def main(args):
   except ConfigError as e:
     print(f"train: error: {e}", file=sys.stderr)
     return 1
+  compilation_cache.enable()
   import jax
   if _DISTRIBUTED.value:
     jax.distributed.initialize()

@@ -18,6 +18,7 @@ REFERENCE = ROOT / "tests" / "reference"
 
 def pytest_configure(config):
   if os.environ.get("ICMH_TEST_NO_COMPILE_CACHE"):
+    os.environ["ICMH_NO_COMPILATION_CACHE"] = "1"  # nor the one `icmh` and train.py turn on
     return
   cache = getattr(config, "cache", None)  # None under `-p no:cacheprovider`
   cache_dir = (cache.mkdir("jax_compilation_cache") if cache is not None else

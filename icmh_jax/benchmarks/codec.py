@@ -42,7 +42,6 @@ def run(args) -> dict:
     from icmh_jax.benchmarks import torch_reference
     torch_reference.load_reference(args.torch_reference)
   import jax
-  import jax.numpy as jnp
   import numpy as np
   from PIL import Image
   from skimage import data
@@ -52,14 +51,12 @@ def run(args) -> dict:
 
   system = registry.get_system("tcm", dict(N_machine=args.N, M=args.M, num_slices_m=args.slices,
                                            slice_width=args.M // args.slices))
-  model = system.base
   if args.checkpoint:
     from icmh_jax.params_io import load_params
     params, _ = load_params(args.checkpoint)
     params = params.get("base", params)
-  else:
-    params = jax.jit(model.init)(jax.random.PRNGKey(args.seed), jnp.zeros((1, 128, 128, 3)))
-    params = params["params"]
+  else:  # PyTorch's default init (System.init), as the reference starts
+    params = system.init(jax.random.key(args.seed), (1, 128, 128, 3))["base"]
   u8 = np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC))
   image = u8.astype(np.float32) / np.float32(255)
   state = {}
@@ -75,16 +72,18 @@ def run(args) -> dict:
   n_bytes = len(state["data"])
   mse = float(np.mean((state["x_hat"] - image) ** 2))
   results = dict(model=args.model, N=args.N, M=args.M, slices=args.slices, size=f"{h}x{w}",
-                 weights=args.checkpoint or f"random init (seed {args.seed})",
+                 weights=args.checkpoint or f"random init, PyTorch default (seed {args.seed})",
                  encode_s=round(enc.median_s, 3), decode_s=round(dec.median_s, 3),
                  encode_first_s=round(enc.first_call_s or 0.0, 2),
                  decode_first_s=round(dec.first_call_s or 0.0, 2),
                  bytes=n_bytes, bpp=round(8 * n_bytes / (h * w), 4),
-                 psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2))
+                 psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2), **harness.peak_memory())
   if args.torch_reference:
-    ref = torch_reference.time_codec(args.torch_reference, args.N, args.M, h, w, args.repeats,
-                                     args.torch_threads, image=image, num_slices=args.slices,
-                                     seed=args.seed)
+    from icmh_jax.convert import tcm as convert_tcm
+    ref = torch_reference.isolated(
+        "time_codec", directory=args.torch_reference, N=args.N, M=args.M, height=h, width=w,
+        repeats=args.repeats, threads=args.torch_threads, image=image, num_slices=args.slices,
+        seed=args.seed, state_dict=convert_tcm.to_reference(jax.device_get(params)))
     results.update({f"torch_{k}": v for k, v in ref.items()})
     results["speedup_encode"] = torch_reference.speedup(ref["encode_s"], enc.median_s)
     results["speedup_decode"] = torch_reference.speedup(ref["decode_s"], dec.median_s)

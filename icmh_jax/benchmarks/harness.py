@@ -49,6 +49,20 @@ def measure(name: str, fn: Callable[[], Any], *, repeats: int = 5, warmup: int =
   return Timing(name, statistics.median(runs), runs, first)
 
 
+def peak_memory() -> dict[str, Any]:
+  """Peak memory of this process so far: host RSS (`peak_rss_bytes`, what the OOM killer counts)
+  and, on accelerators, the device's `peak_bytes_in_use` (`peak_device_bytes`)."""
+  import resource
+  import sys
+  import jax
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  out = {"peak_rss_bytes": int(rss if sys.platform == "darwin" else rss * 1024)}
+  stats = [d.memory_stats() or {} for d in jax.local_devices() if d.platform != "cpu"]
+  if stats:
+    out["peak_device_bytes"] = max(int(s.get("peak_bytes_in_use", 0)) for s in stats)
+  return out
+
+
 def machine_info() -> dict[str, Any]:
   """Where the numbers were measured: CPU, cores, load, devices and versions."""
   import importlib.metadata as md

@@ -6,7 +6,9 @@ torch (our optional `.[torch]` extra), compressai, timm and einops. Nothing of t
 copied here: we import it from DIR and time it on the shapes our benchmarks use, through the same
 harness (`harness.measure`: first call apart, median of `repeats`). torch runs on `threads` CPU
 threads, by default every core this process may use (`os.sched_getaffinity`), as XLA does.
-Random weights are fine for timing: the coded size differs, the work per pixel does not.
+Both sides run the same weights: the benchmarks pass our params converted to the reference's
+state_dict (`convert.tcm.to_reference`), so the two code the same symbols. Each reference timing
+runs in a child process of its own (`isolated`), so that its peak RSS is its own.
 """
 
 import contextlib
@@ -95,6 +97,44 @@ def _torch_threads(threads):
     torch.set_num_threads(before)
 
 
+def _build(TCM, N, M, num_slices, state_dict, seed):
+  """The reference TCM with our weights (`state_dict` from `convert.tcm.to_reference`), or its own
+  seeded init when `state_dict` is None."""
+  import torch
+  torch.manual_seed(seed)
+  net = TCM(N=N, M=M, num_slices=num_slices)
+  if state_dict is None:
+    return net, f"random init (torch.manual_seed({seed}))"
+  own = net.state_dict()
+  missing = sorted(k for k in own if k not in state_dict and not _is_buffer(k))
+  if missing:
+    raise IcmhError(f"our params miss {len(missing)} reference tensors, e.g. {missing[:3]}")
+  net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()},
+                      strict=False)
+  return net, "ours (converted to the reference's state_dict)"
+
+
+def _is_buffer(key: str) -> bool:
+  from icmh_jax.convert import tcm as convert_tcm
+  return convert_tcm.is_buffer(key)
+
+
+def _child(name, kwargs):
+  result = globals()[name](**kwargs)
+  import resource
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  result["peak_rss_bytes"] = int(rss if sys.platform == "darwin" else rss * 1024)
+  return result
+
+
+def isolated(name: str, **kwargs) -> dict:
+  """Runs `time_codec` or `time_train_step` in a fresh child process (spawned: no JAX state, its
+  own allocator and threads) and returns its result plus the child's peak RSS."""
+  import multiprocessing
+  with multiprocessing.get_context("spawn").Pool(1) as pool:
+    return pool.apply(_child, (name, kwargs))
+
+
 def _to_nchw(image: np.ndarray):
   """[H, W, 3] in [0, 1] -> [1, 3, H', W'] zero-padded (centred, as LIC_TCM eval.py) to x128."""
   import torch
@@ -107,7 +147,7 @@ def _to_nchw(image: np.ndarray):
 
 def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
                threads: int | None = None, *, image: np.ndarray | None = None,
-               num_slices: int = 5, seed: int = 0) -> dict:
+               num_slices: int = 5, seed: int = 0, state_dict: dict | None = None) -> dict:
   """Times the reference's `compress` and `decompress` on one image (random init, seed `seed`).
 
   Args:
@@ -130,8 +170,8 @@ def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
   if image.shape != (height, width, 3):
     raise ConfigError(f"image must be [{height}, {width}, 3], got {list(image.shape)}")
   with _torch_threads(threads) as n_threads, torch.no_grad():
-    torch.manual_seed(seed)
-    net = TCM(N=N, M=M, num_slices=num_slices).eval()
+    net, weights = _build(TCM, N, M, num_slices, state_dict, seed)
+    net = net.eval()
     net.update(force=True)  # CDF tables for the range coder
     x = _to_nchw(image)
     state = {}
@@ -148,7 +188,7 @@ def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
   return dict(encode_s=round(enc.median_s, 3), decode_s=round(dec.median_s, 3),
               encode_first_s=round(enc.first_call_s or 0.0, 2),
               decode_first_s=round(dec.first_call_s or 0.0, 2), bytes=n_bytes, threads=n_threads,
-              weights=f"random init (torch.manual_seed({seed}))")
+              weights=weights)
 
 
 def _rd_loss(out, x, lam: float):
@@ -161,7 +201,8 @@ def _rd_loss(out, x, lam: float):
 
 def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
                     threads: int | None = None, *, M: int = 320, num_slices: int = 5,
-                    lam: float = LAM, clip_norm: float = 1.0, seed: int = 0) -> dict:
+                    lam: float = LAM, clip_norm: float = 1.0, seed: int = 0,
+                    state_dict: dict | None = None) -> dict:
   """Times one reference training step as LIC_TCM train.py takes it.
 
   The step: forward, rate-distortion loss backward, gradient clipping at `clip_norm`, Adam on
@@ -178,8 +219,8 @@ def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
     raise ConfigError(f"the reference needs batch >= 1 and crop a positive multiple of "
                       f"{_MULTIPLE} >= {_MIN_SIDE}, got batch {batch}, crop {crop}")
   with _torch_threads(threads) as n_threads:
-    torch.manual_seed(seed)
-    net = TCM(N=N, M=M, num_slices=num_slices).train()
+    net, weights = _build(TCM, N, M, num_slices, state_dict, seed)
+    net = net.train()
     named = dict(net.named_parameters())
     main = [p for n, p in sorted(named.items()) if not n.endswith(".quantiles")]
     aux = [p for n, p in sorted(named.items()) if n.endswith(".quantiles")]
@@ -201,7 +242,7 @@ def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
 
     t = harness.measure("torch_train_step", one, repeats=repeats, warmup=1)
   return dict(step_s=t.median_s, first_step_s=t.first_call_s, runs_s=t.runs_s,
-              images_per_s=batch / t.median_s, threads=n_threads)
+              images_per_s=batch / t.median_s, threads=n_threads, weights=weights)
 
 
 def speedup(torch_s: float, jax_s: float) -> float:

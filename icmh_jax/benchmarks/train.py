@@ -74,12 +74,15 @@ def run(args) -> dict:
   results = dict(system=config.system, model=dict(config.model), batch=args.batch,
                  crop=args.crop, compute_dtype=config.get("compute_dtype", "float32"),
                  devices=jax.device_count(), compile_and_first_step_s=t.first_call_s,
-                 step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s)
+                 step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s,
+                 **harness.peak_memory())
   if torch_knobs:
     from icmh_jax.benchmarks import torch_reference
-    ref = torch_reference.time_train_step(args.torch_reference, batch=args.batch, crop=args.crop,
-                                          repeats=args.repeats, threads=args.torch_threads,
-                                          **torch_knobs)
+    from icmh_jax.convert import tcm as convert_tcm
+    ref = torch_reference.isolated(
+        "time_train_step", directory=args.torch_reference, batch=args.batch, crop=args.crop,
+        state_dict=convert_tcm.to_reference(jax.device_get(params["base"])),
+        repeats=args.repeats, threads=args.torch_threads, **torch_knobs)
     results.update({f"torch_{k}": v for k, v in ref.items()})
     results["speedup"] = torch_reference.speedup(ref["step_s"], t.median_s)
   return results

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 
+from icmh_jax import compilation_cache
 from icmh_jax.errors import IcmhError
 
 # Module names under icmh_jax.cli, in the order `icmh --help` lists them.
@@ -45,6 +46,7 @@ def read_icmh(path) -> tuple[bytes, dict]:
 
 def main(argv=None) -> int:
   args = build_parser().parse_args(argv)
+  compilation_cache.enable()
   try:
     return int(args._run(args) or 0)
   except IcmhError as e:

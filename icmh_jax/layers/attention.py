@@ -17,6 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icmh_jax.layers.init import host_zeros
+
+
+def dense(features: int, name: str) -> nn.Dense:
+  """A Linear layer whose kernel and bias `torch_default_init` draws (System.init)."""
+  return nn.Dense(features, kernel_init=host_zeros, bias_init=host_zeros, name=name)
+
 
 def relative_index(ws: int) -> tuple[np.ndarray, np.ndarray]:
   """Row / column indexes into the (2ws-1, 2ws-1) bias table for every (query, key) pair.
@@ -75,7 +82,7 @@ class WindowAttention(nn.Module):
       x = jnp.roll(x, (-(ws // 2), -(ws // 2)), axis=(1, 2))
     nh, nw = hp // ws, wp // ws
     x = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, ws * ws, c)
-    qkv = nn.Dense(3 * c, name="embedding_layer")(x)
+    qkv = dense(3 * c, "embedding_layer")(x)
     qkv = qkv.reshape(b, nh * nw, ws * ws, 3, n_heads, hd)
     q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
     logits = jnp.einsum("bnphc,bnqhc->bnhpq", q, k) * (hd ** -0.5)
@@ -86,7 +93,7 @@ class WindowAttention(nn.Module):
       logits = jnp.where(mask, -jnp.inf, logits)
     probs = jax.nn.softmax(logits, axis=-1)
     out = jnp.einsum("bnhpq,bnqhc->bnphc", probs, v).reshape(b, nh * nw, ws * ws, c)
-    out = nn.Dense(self.dim, name="linear")(out)
+    out = dense(self.dim, "linear")(out)
     out = out.reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
     if self.shifted:
       out = jnp.roll(out, (ws // 2, ws // 2), axis=(1, 2))
@@ -125,8 +132,8 @@ class _Mlp(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = nn.Dense(4 * self.dim, name="0")(x)
-    return nn.Dense(self.dim, name="2")(jax.nn.gelu(x, approximate=False))
+    x = dense(4 * self.dim, "0")(x)
+    return dense(self.dim, "2")(jax.nn.gelu(x, approximate=False))
 
 
 class SwinPair(nn.Module):

@@ -2,25 +2,119 @@
 
 XLA's "SAME" padding on a stride-2 convolution pads (0, 1) on even sizes, PyTorch pads k // 2 on
 every side; the reference's numbers need the latter, so every conv here pads explicitly.
+
+Speed (profile of the train step on CPU, see BENCHMARKS.md): XLA CPU computes a 3x3 conv's filter
+gradient 5-9x slower than the forward conv, and the whole backward of a 1x1 conv 2-3x slower
+than the same matmul written as a dot. So a 1x1 conv is a dot over channels, and a k x k conv
+keeps XLA's forward and input gradient but takes its filter gradient from k row-patch matmuls
+(`_filter_grad`). The numbers are the same convolution up to float32 summation order.
 """
 
+import functools
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from icmh_jax.layers.init import host_zeros
 
-def conv(features: int, kernel_size: int = 3, stride: int = 1, name=None) -> nn.Conv:
-  """A flax `nn.Conv` with PyTorch's symmetric padding k // 2 (params `kernel`, `bias`)."""
-  p = kernel_size // 2
-  return nn.Conv(features, (kernel_size, kernel_size), strides=(stride, stride),
-                 padding=((p, p), (p, p)), name=name)
+_DN = ("NHWC", "HWIO", "NHWC")
 
 
-def conv3x3(features: int, stride: int = 1, name=None) -> nn.Conv:
+def _xla_conv(x, kernel, stride: int):
+  p = kernel.shape[0] // 2
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), ((p, p), (p, p)),
+                                      dimension_numbers=_DN)
+
+
+def _filter_grad(x, dy, kernel_shape, stride: int):
+  """d(conv)/d(kernel) as k matmuls of row patches: sum over b, h, w of patch^T dy.
+
+  x: [B, H, W, C_in], dy: [B, H_out, W_out, C_out] -> [k, k, C_in, C_out].
+  """
+  k, _, c_in, c_out = kernel_shape
+  p = k // 2
+  b, ho, wo, _ = dy.shape
+  xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+  rows = []
+  dy2 = dy.reshape(-1, c_out)
+  for i in range(k):
+    patch = jnp.concatenate(
+        [xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+         for j in range(k)], axis=-1)
+    rows.append(jax.lax.dot_general(patch.reshape(-1, k * c_in), dy2, (((0,), (0,)), ((), ()))))
+  return jnp.stack(rows).reshape(k, k, c_in, c_out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d(x, kernel, stride: int = 1):
+  """PyTorch-padded k x k convolution (k odd): x [B, H, W, C_in], kernel [k, k, C_in, C_out] ->
+  [B, ceil(H / stride), ceil(W / stride), C_out]."""
+  return _xla_conv(x, kernel, stride)
+
+
+def _conv2d_fwd(x, kernel, stride):
+  return _xla_conv(x, kernel, stride), (x, kernel)
+
+
+def _conv2d_bwd(stride, res, dy):
+  x, kernel = res
+  _, input_vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, stride), x)
+  return input_vjp(dy)[0], _filter_grad(x, dy, kernel.shape, stride).astype(kernel.dtype)
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def _vary_like(kernel, x):
+  """Inside shard_map, marks `kernel` as varying over the mesh axes `x` varies over: a custom
+  VJP must return a cotangent of its input's type, and autodiff then sums the filter gradient
+  over those axes exactly as it does for a built-in conv."""
+  extra = jax.typeof(x).manual_axis_type.varying - jax.typeof(kernel).manual_axis_type.varying
+  return jax.lax.pcast(kernel, tuple(sorted(extra)), to="varying") if extra else kernel
+
+
+class Conv(nn.Module):
+  """k x k convolution with PyTorch's symmetric padding k // 2 (params `kernel` [k, k, in, out],
+  `bias` [out], as flax `nn.Conv`, so checkpoints and converters see the same tree).
+
+  Attributes:
+    features: output channels.
+    kernel_size: k (odd).
+    stride: 1 or 2.
+  """
+  features: int
+  kernel_size: int = 3
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    """x: [B, H, W, C_in] -> [B, ceil(H / stride), ceil(W / stride), features]."""
+    k, s = self.kernel_size, self.stride
+    # Drawn by `torch_default_init` (System.init), like PyTorch's Conv2d.
+    kernel = self.param("kernel", host_zeros, (k, k, x.shape[-1], self.features))
+    bias = self.param("bias", host_zeros, (self.features,))
+    dtype = jnp.promote_types(x.dtype, kernel.dtype)  # as flax nn.Conv with dtype=None
+    x, kernel, bias = x.astype(dtype), kernel.astype(dtype), bias.astype(dtype)
+    if k == 1:  # a 1x1 conv takes the even pixels at stride 2, then is a matmul over channels
+      x = x[:, ::s, ::s] if s > 1 else x
+      y = jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())))
+    else:
+      y = conv2d(x, _vary_like(kernel, x), s)
+    return y + bias
+
+
+def conv(features: int, kernel_size: int = 3, stride: int = 1, name=None) -> Conv:
+  """A `Conv` with PyTorch's symmetric padding k // 2 (params `kernel`, `bias`)."""
+  return Conv(features, kernel_size, stride, name=name)
+
+
+def conv3x3(features: int, stride: int = 1, name=None) -> Conv:
   """3x3 conv, padding 1 on every side (compressai `conv3x3`)."""
   return conv(features, 3, stride, name)
 
 
-def conv1x1(features: int, stride: int = 1, name=None) -> nn.Conv:
+def conv1x1(features: int, stride: int = 1, name=None) -> Conv:
   """1x1 conv, no padding; with stride 2 it takes the even pixels (compressai `conv1x1`)."""
   return conv(features, 1, stride, name)
 

@@ -4,10 +4,27 @@ The reference (LIC-TCM on PyTorch) trains from weight and bias ~ U(±1/sqrt(fan_
 defaults (lecun_normal kernels, zero biases) are sqrt(3)x wider and bias-free: through LIC-TCM's
 doubled identity paths the untrained x_hat then explodes (std ~1e4 at N = 32), and the first
 hundreds of steps only undo it. Applying this once after `init` starts where the reference starts.
+
+The draws are made on the host with numpy: drawn with `jax.random` op by op, every distinct
+kernel shape compiled a program of its own (hundreds per model, minutes before the first step),
+and jitting the whole init compiled for longer still. For the same reason the modules give their
+kernels and biases `host_zeros`, which this function then replaces.
 """
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+
+def host_zeros(key, shape, dtype=jnp.float32):
+  """A Flax initializer that allocates on the host and compiles nothing (for kernels and biases
+  that `torch_default_init` re-draws)."""
+  del key
+  return np.zeros(shape, dtype)
+
+
+def _key_data(key):
+  return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
 
 
 def torch_default_init(params: dict, key: jax.Array) -> dict:
@@ -16,21 +33,30 @@ def torch_default_init(params: dict, key: jax.Array) -> dict:
   Args:
     params: a parameter tree (nested dicts); other leaves (GDN, entropy models, attention tables)
       keep their own initialisation.
-    key: PRNG key; each layer's draw is folded from its position in the sorted tree.
+    key: PRNG key; each layer's draw is seeded by the key and its position in the sorted tree.
 
   Returns:
-    A tree of the same structure.
+    A tree of the same structure. Traced (under `jax.eval_shape` or `jit`) the same draws are
+    made on the host through a callback.
   """
-  def walk(node, key):
+  data = _key_data(key)
+  if isinstance(data, jax.core.Tracer):
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), params)
+    return jax.pure_callback(lambda d, p: jax.device_get(_draw(p, d)), shapes, data, params)
+  return _draw(params, data)
+
+
+def _draw(params, data):
+  seed = [int(v) for v in np.asarray(data).ravel()]
+
+  def walk(node, path):
     if not isinstance(node, dict):
       return node
     kernel, bias = node.get("kernel"), node.get("bias")
     if kernel is not None and bias is not None and kernel.ndim in (2, 4):
       bound = 1.0 / np.sqrt(np.prod(kernel.shape[:-1]))
-      k_w, k_b = jax.random.split(key)
-      return {**node,
-              "kernel": jax.random.uniform(k_w, kernel.shape, kernel.dtype, -bound, bound),
-              "bias": jax.random.uniform(k_b, bias.shape, bias.dtype, -bound, bound)}
-    return {name: walk(child, jax.random.fold_in(key, i))
-            for i, (name, child) in enumerate(sorted(node.items()))}
-  return walk(params, key)
+      rng = np.random.default_rng([*seed, *path])
+      draw = lambda a: jnp.asarray(rng.uniform(-bound, bound, a.shape).astype(a.dtype))
+      return {**node, "kernel": draw(kernel), "bias": draw(bias)}
+    return {name: walk(child, path + (i,)) for i, (name, child) in enumerate(sorted(node.items()))}
+  return walk(params, ())

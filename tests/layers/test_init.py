@@ -18,3 +18,17 @@ def test_torch_default_init_draws_weights_and_biases_within_the_fan_in_bound():
       assert abs(v.std() - bound / np.sqrt(3)) < 0.15 * bound  # U(-b, b) has std b / sqrt(3)
   np.testing.assert_array_equal(out["gdn"]["gamma"], np.eye(8))  # other leaves untouched
   assert not np.array_equal(out["conv"]["kernel"][..., 0], out["conv"]["kernel"][..., 1])
+
+
+def test_torch_default_init_is_the_same_eager_jitted_and_under_eval_shape():
+  params = {"conv": {"kernel": jnp.zeros((3, 3, 4, 5)), "bias": jnp.zeros((5,))},
+            "table": jnp.ones((2, 3))}
+  key = jax.random.key(7)
+  eager = torch_default_init(params, key)
+  jitted = jax.jit(torch_default_init)(params, key)
+  for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)):
+    np.testing.assert_array_equal(a, b)
+  shapes = jax.eval_shape(torch_default_init, params, key)
+  assert shapes["conv"]["kernel"].shape == (3, 3, 4, 5)
+  other = torch_default_init(params, jax.random.key(8))
+  assert not np.array_equal(eager["conv"]["kernel"], other["conv"]["kernel"])
