@@ -66,7 +66,7 @@ def _conv2d_bwd(stride, res, dy):
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
-def _vary_like(kernel, x):
+def vary_like(kernel, x):
   """Inside shard_map, marks `kernel` as varying over the mesh axes `x` varies over: a custom
   VJP must return a cotangent of its input's type, and autodiff then sums the filter gradient
   over those axes exactly as it does for a built-in conv."""
@@ -100,7 +100,7 @@ class Conv(nn.Module):
       x = x[:, ::s, ::s] if s > 1 else x
       y = jax.lax.dot_general(x, kernel[0, 0], (((x.ndim - 1,), (0,)), ((), ())))
     else:
-      y = conv2d(x, _vary_like(kernel, x), s)
+      y = conv2d(x, vary_like(kernel, x), s)
     return y + bias
 
 
