@@ -75,15 +75,20 @@ def machine_info() -> dict[str, Any]:
     except md.PackageNotFoundError:
       pass
   cpu = platform.processor() or platform.machine()
+  isa = []
   try:
     with open("/proc/cpuinfo") as f:
-      cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+      lines = f.readlines()
+    cpu = next((l.split(":", 1)[1].strip() for l in lines if l.startswith("model name")), cpu)
+    flags = set(next((l.split(":", 1)[1].split() for l in lines if l.startswith("flags")), []))
+    # The vector / matrix units that decide float32 and bfloat16 speed on x86.
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags]
   except OSError:
     pass
   # Usable cores and XLA flags change timings as much as the CPU model does (forced devices,
   # thread pinning), so both are recorded.
   usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  return dict(cpu=cpu, cores=os.cpu_count(), usable_cores=usable, load_avg=os.getloadavg(),
+  return dict(cpu=cpu, isa=isa, cores=os.cpu_count(), usable_cores=usable, load_avg=os.getloadavg(),
               python=platform.python_version(), backend=jax.default_backend(),
               devices=[str(d) for d in jax.devices()], xla_flags=os.environ.get("XLA_FLAGS", ""),
               versions=versions)

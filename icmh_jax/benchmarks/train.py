@@ -3,6 +3,8 @@ median step time and images/s, on every local device through the real sharded tr
 --torch-reference DIR also times LIC_TCM's PyTorch step on the same batch (torch_* keys, speedup =
 torch step seconds / JAX step seconds)."""
 
+import argparse
+
 HELP = "train step time at batch 8 x 256² (compile apart) and images/s"
 
 
@@ -14,6 +16,8 @@ def add_arguments(p):
   p.add_argument("--batch", type=int, default=8, help="global batch size")
   p.add_argument("--crop", type=int, default=256, help="square crop side")
   p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
+  p.add_argument("--remat", action=argparse.BooleanOptionalAction, default=None,
+                 help="recompute the attention maps in the backward (config.remat)")
   p.add_argument("--torch-reference", metavar="DIR", default=None,
                  help="also time the PyTorch LIC-TCM checkout at DIR on the same batch (tcm only)")
   p.add_argument("--torch-threads", type=int, default=None,
@@ -28,6 +32,8 @@ def _config(args):
   config.data.batch_size, config.data.crop = args.batch, args.crop
   if args.compute_dtype:
     config.compute_dtype = args.compute_dtype
+  if args.remat is not None:
+    config.remat = args.remat
   return config
 
 
@@ -73,6 +79,7 @@ def run(args) -> dict:
   t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
   results = dict(system=config.system, model=dict(config.model), batch=args.batch,
                  crop=args.crop, compute_dtype=config.get("compute_dtype", "float32"),
+                 remat=config.get("remat", False),
                  devices=jax.device_count(), compile_and_first_step_s=t.first_call_s,
                  step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s,
                  **harness.peak_memory())

@@ -12,6 +12,10 @@ branch pads to ws + 1 and never crops, so it crashes on 128x128 images); maps th
 of the window, the only ones the reference can run, are computed exactly as there.
 """
 
+import contextlib
+import contextvars
+import functools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -72,6 +76,35 @@ def _add_position_bias_bwd(_, g):
 add_position_bias.defvjp(_add_position_bias_fwd, _add_position_bias_bwd)
 
 
+# Set (at trace time) by `recompute_maps`: the train step's `config.remat`.
+_RECOMPUTE_MAPS = contextvars.ContextVar("recompute_attention_maps", default=False)
+
+
+@contextlib.contextmanager
+def recompute_maps(enabled: bool = True):
+  """Within this context, window attention traced for a gradient keeps only q, k, v and the
+  position bias for the backward and recomputes the logits and probabilities
+  ([windows, heads, ws², ws²] each: 8x the activations they come from at 8x8 windows)."""
+  token = _RECOMPUTE_MAPS.set(bool(enabled))
+  try:
+    yield
+  finally:
+    _RECOMPUTE_MAPS.reset(token)
+
+
+def _attend(q, k, v, bias, *, scale, mask):
+  """softmax(q k^T * scale + bias, masked) v per window and head.
+
+  q, k, v: [B, windows, T, heads, head_dim]; bias: [heads, T, T]; mask: None or bool
+  [1, windows, 1, T, T] (True: may not attend) -> [B, windows, T, heads, head_dim].
+  """
+  logits = add_position_bias(jnp.einsum("bnphc,bnqhc->bnhpq", q, k) * scale, bias)
+  if mask is not None:
+    logits = jnp.where(mask, -jnp.inf, logits)
+  probs = jax.nn.softmax(logits, axis=-1)
+  return jnp.einsum("bnhpq,bnqhc->bnphc", probs, v)
+
+
 class WindowAttention(nn.Module):
   """W-MSA (`shifted=False`) or SW-MSA (`shifted=True`), LIC_TCM `WMSA`.
 
@@ -107,14 +140,12 @@ class WindowAttention(nn.Module):
     qkv = dense(3 * c, "embedding_layer")(x)
     qkv = qkv.reshape(b, nh * nw, ws * ws, 3, n_heads, hd)
     q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
-    logits = jnp.einsum("bnphc,bnqhc->bnhpq", q, k) * (hd ** -0.5)
     ri, ci = relative_index(ws)
-    logits = add_position_bias(logits, vary_like(table[:, ri, ci], logits))
-    if self.shifted:
-      mask = shifted_window_mask(nh, nw, ws)[None, :, None]
-      logits = jnp.where(mask, -jnp.inf, logits)
-    probs = jax.nn.softmax(logits, axis=-1)
-    out = jnp.einsum("bnhpq,bnqhc->bnphc", probs, v).reshape(b, nh * nw, ws * ws, c)
+    mask = shifted_window_mask(nh, nw, ws)[None, :, None] if self.shifted else None
+    attend = functools.partial(_attend, scale=hd ** -0.5, mask=mask)
+    if _RECOMPUTE_MAPS.get():
+      attend = jax.checkpoint(attend)  # keeps q, k, v and the bias; recomputes the maps
+    out = attend(q, k, v, vary_like(table[:, ri, ci], q)).reshape(b, nh * nw, ws * ws, c)
     out = dense(self.dim, "linear")(out)
     out = out.reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
     if self.shifted:

@@ -1,0 +1,107 @@
+"""BENCHMARKS.md: every side-by-side row against the PyTorch LIC-TCM reference, regenerated.
+
+  python -m icmh_jax.benchmarks.report --torch-reference DIR [--rows train64,codec64] [--out FILE]
+
+Each row is one `icmh bench ... --json --torch-reference DIR` in a process of its own (peak RSS is
+per process; the reference side runs in a child of that, `torch_reference.isolated`), run one
+after the other: time nothing else while this runs. The table gives seconds per side, the ratio
+reference / ours (> 1: we are faster) and peak RSS, with the machine, versions and date. Absolute
+seconds are per machine; the ratios measured in one run are the claim.
+"""
+
+import argparse
+import datetime
+import json
+import pathlib
+import subprocess
+import sys
+
+# name -> (bench target, arguments). Paper shapes: batch 8 x 256² for training, 512 x 768 photos.
+ROWS = {
+    "train64": ("train", ["--model", "tcm", "--N", "64"]),
+    "train128": ("train", ["--model", "tcm", "--N", "128", "--remat"]),
+    "train64_bf16": ("train", ["--model", "tcm", "--N", "64", "--compute-dtype", "bfloat16"]),
+    "codec64": ("codec", ["--N", "64"]),
+    "codec128": ("codec", ["--N", "128"]),
+}
+
+
+def run_row(name: str, reference: str, repeats: int) -> dict:
+  target, args = ROWS[name]
+  cmd = [sys.executable, "-m", "icmh_jax.cli", "bench", target, *args, "--repeats", str(repeats),
+         "--json", "--torch-reference", reference]
+  print(f"[{name}] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
+  done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  if done.returncode:
+    return {"name": name, "error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+  return {"name": name, **json.loads(done.stdout)}
+
+
+def _gb(n) -> str:
+  return f"{n / 2 ** 30:.1f} GB" if n else "--"
+
+
+def table(rows: list[dict]) -> str:
+  lines = ["| work | ours | PyTorch reference | reference / ours | peak RSS ours / reference |",
+           "|---|---|---|---|---|"]
+  for row in rows:
+    if "error" in row:
+      lines.append(f"| {row['name']} | failed: {row['error']} | | | |")
+      continue
+    r = row["results"]
+    if row["benchmark"] == "train":
+      what = (f"train step, batch {r['batch']} x {r['crop']}², N={r['model'].get('N_machine')}, "
+              f"{r['compute_dtype']}" + (", remat" if r.get("remat") else ""))
+      lines.append(f"| {what} | {r['step_s']:.2f} s (compile + first step "
+                   f"{r['compile_and_first_step_s']:.0f} s) | {r['torch_step_s']:.2f} s | "
+                   f"**{r['speedup']:.2f}x** | {_gb(r.get('peak_rss_bytes'))} / "
+                   f"{_gb(r.get('torch_peak_rss_bytes'))} |")
+    else:
+      what = f"encode / decode {r['size']}, N={r['N']}"
+      lines.append(f"| {what} | {r['encode_s']:.2f} / {r['decode_s']:.2f} s ({r['bytes']} bytes) "
+                   f"| {r['torch_encode_s']:.2f} / {r['torch_decode_s']:.2f} s "
+                   f"({r['torch_bytes']} bytes) | **{r['speedup_encode']:.2f}x / "
+                   f"{r['speedup_decode']:.2f}x** | {_gb(r.get('peak_rss_bytes'))} / "
+                   f"{_gb(r.get('torch_peak_rss_bytes'))} |")
+  return "\n".join(lines)
+
+
+def document(rows: list[dict], command: str) -> str:
+  machine = next((r["machine"] for r in rows if "machine" in r), {})
+  versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
+  notes = sorted({n for r in rows for n in r.get("notes", [])})
+  return "\n".join([
+      "# Benchmarks: icmh-jax against the PyTorch LIC-TCM reference", "",
+      f"Regenerate: `{command}` (on an otherwise idle machine).", "",
+      f"- date: {datetime.date.today().isoformat()}",
+      f"- machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} usable cores, "
+      f"backend {machine.get('backend', '?')}, ISA {' '.join(machine.get('isa', [])) or '?'}",
+      f"- versions: {versions}",
+      f"- XLA_FLAGS: `{machine.get('xla_flags', '')}`", "",
+      table(rows), "",
+      *(f"> note: {n}" for n in notes), ""])
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(prog="python -m icmh_jax.benchmarks.report",
+                              description=__doc__.splitlines()[0])
+  p.add_argument("--torch-reference", required=True, metavar="DIR",
+                 help="the LIC_TCM checkout (models/tcm.py) with torch and compressai installed")
+  p.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)}")
+  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--out", default="BENCHMARKS.md")
+  args = p.parse_args(argv)
+  names = [n for n in args.rows.split(",") if n]
+  unknown = [n for n in names if n not in ROWS]
+  if unknown:
+    p.error(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+  rows = [run_row(n, args.torch_reference, args.repeats) for n in names]
+  command = "python -m icmh_jax.benchmarks.report " + " ".join(
+      a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:]))
+  pathlib.Path(args.out).write_text(document(rows, command))
+  print(f"wrote {args.out}")
+  return 0 if all("error" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())
