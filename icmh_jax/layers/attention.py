@@ -22,12 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from icmh_jax.layers.conv import vary_like
-from icmh_jax.layers.init import host_zeros
+from icmh_jax.layers.init import fan_in_uniform, host_zeros
 
 
 def dense(features: int, name: str) -> nn.Dense:
-  """A Linear layer whose kernel and bias `torch_default_init` draws (System.init)."""
-  return nn.Dense(features, kernel_init=host_zeros, bias_init=host_zeros, name=name)
+  """A Linear layer initialised on the host (PyTorch-like kernel; `torch_default_init` then draws
+  kernel and bias as PyTorch does)."""
+  return nn.Dense(features, kernel_init=fan_in_uniform, bias_init=host_zeros, name=name)
 
 
 def relative_index(ws: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from icmh_jax.layers.init import host_zeros
+from icmh_jax.layers.init import fan_in_uniform, host_zeros
 
 _DN = ("NHWC", "HWIO", "NHWC")
 
@@ -91,8 +91,8 @@ class Conv(nn.Module):
   def __call__(self, x):
     """x: [B, H, W, C_in] -> [B, ceil(H / stride), ceil(W / stride), features]."""
     k, s = self.kernel_size, self.stride
-    # Drawn by `torch_default_init` (System.init), like PyTorch's Conv2d.
-    kernel = self.param("kernel", host_zeros, (k, k, x.shape[-1], self.features))
+    # PyTorch-like on the host; System.init then draws both as PyTorch does (torch_default_init).
+    kernel = self.param("kernel", fan_in_uniform, (k, k, x.shape[-1], self.features))
     bias = self.param("bias", host_zeros, (self.features,))
     dtype = jnp.promote_types(x.dtype, kernel.dtype)  # as flax nn.Conv with dtype=None
     x, kernel, bias = x.astype(dtype), kernel.astype(dtype), bias.astype(dtype)

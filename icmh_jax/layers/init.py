@@ -7,8 +7,9 @@ hundreds of steps only undo it. Applying this once after `init` starts where the
 
 The draws are made on the host with numpy: drawn with `jax.random` op by op, every distinct
 kernel shape compiled a program of its own (hundreds per model, minutes before the first step),
-and jitting the whole init compiled for longer still. For the same reason the modules give their
-kernels and biases `host_zeros`, which this function then replaces.
+and jitting the whole init compiled for longer still. For the same reason the modules' own
+initializers (`fan_in_uniform` kernels, `host_zeros` biases) draw on the host when the key is
+concrete, so `Module.init` alone also gives a working, PyTorch-like network.
 """
 
 import jax
@@ -17,10 +18,21 @@ import numpy as np
 
 
 def host_zeros(key, shape, dtype=jnp.float32):
-  """A Flax initializer that allocates on the host and compiles nothing (for kernels and biases
-  that `torch_default_init` re-draws)."""
+  """Zeros allocated on the host (a Flax initializer that compiles nothing): biases before
+  `torch_default_init` draws them."""
   del key
   return np.zeros(shape, dtype)
+
+
+def fan_in_uniform(key, shape, dtype=jnp.float32):
+  """PyTorch's default Conv2d / Linear weight init, U(±1/sqrt(fan_in)) with fan_in = every axis
+  but the last; numpy on the host for a concrete key, `jax.random` under tracing."""
+  bound = 1.0 / np.sqrt(np.prod(shape[:-1]))
+  data = _key_data(key)
+  if isinstance(data, jax.core.Tracer):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+  rng = np.random.default_rng([int(v) for v in np.asarray(data).ravel()])
+  return rng.uniform(-bound, bound, shape).astype(dtype)
 
 
 def _key_data(key):

@@ -32,3 +32,15 @@ def test_torch_default_init_is_the_same_eager_jitted_and_under_eval_shape():
   assert shapes["conv"]["kernel"].shape == (3, 3, 4, 5)
   other = torch_default_init(params, jax.random.key(8))
   assert not np.array_equal(eager["conv"]["kernel"], other["conv"]["kernel"])
+
+
+def test_module_init_alone_gives_pytorch_like_kernels_eager_and_jitted():
+  from icmh_jax.layers.conv import Conv
+  x = jnp.zeros((1, 8, 8, 40))
+  bound = 1 / np.sqrt(3 * 3 * 40)
+  for params in (Conv(64, 3).init(jax.random.key(0), x),
+                 jax.jit(Conv(64, 3).init)(jax.random.key(0), x)):
+    kernel = np.asarray(params["params"]["kernel"])
+    assert np.abs(kernel).max() <= bound
+    assert abs(kernel.std() - bound / np.sqrt(3)) < 0.1 * bound
+    np.testing.assert_array_equal(params["params"]["bias"], np.zeros(64))
