@@ -49,14 +49,28 @@ def measure(name: str, fn: Callable[[], Any], *, repeats: int = 5, warmup: int =
   return Timing(name, statistics.median(runs), runs, first)
 
 
+def peak_rss_bytes() -> int:
+  """This process's peak resident set size: Linux's VmHWM (of this address space: a process
+  spawned by one with a large RSS starts from zero, unlike getrusage's ru_maxrss, which a child
+  inherits from its parent), else ru_maxrss."""
+  import resource
+  import sys
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024
+  except OSError:
+    pass
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
 def peak_memory() -> dict[str, Any]:
   """Peak memory of this process so far: host RSS (`peak_rss_bytes`, what the OOM killer counts)
   and, on accelerators, the device's `peak_bytes_in_use` (`peak_device_bytes`)."""
-  import resource
-  import sys
   import jax
-  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  out = {"peak_rss_bytes": int(rss if sys.platform == "darwin" else rss * 1024)}
+  out = {"peak_rss_bytes": peak_rss_bytes()}
   stats = [d.memory_stats() or {} for d in jax.local_devices() if d.platform != "cpu"]
   if stats:
     out["peak_device_bytes"] = max(int(s.get("peak_bytes_in_use", 0)) for s in stats)
@@ -104,8 +118,12 @@ def busy_note(machine: dict[str, Any]) -> str | None:
   return None
 
 
-def report(target: str, results: dict[str, Any]) -> dict[str, Any]:
-  """The JSON document a benchmark prints: target, machine, results, notes (e.g. busy machine)."""
+def report(target: str, results: dict[str, Any], before: dict[str, Any] | None = None
+           ) -> dict[str, Any]:
+  """The JSON document a benchmark prints: target, machine, results, notes (e.g. busy machine).
+
+  `before`: `machine_info()` taken before the benchmark ran; its load decides the busy note (the
+  load after a run counts the benchmark's own threads)."""
   machine = machine_info()
-  notes = [n for n in (busy_note(machine),) if n]
+  notes = [n for n in (busy_note(before or machine),) if n]
   return dict(benchmark=target, machine=machine, results=results, notes=notes)

@@ -109,8 +109,10 @@ def _build(TCM, N, M, num_slices, state_dict, seed):
   missing = sorted(k for k in own if k not in state_dict and not _is_buffer(k))
   if missing:
     raise IcmhError(f"our params miss {len(missing)} reference tensors, e.g. {missing[:3]}")
-  net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state_dict.items()},
-                      strict=False)
+  # The reference's load_state_dict (compressai) takes the full dict: its buffers (CDF tables,
+  # rebuilt by `update`) keep the values they have.
+  own.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()})
+  net.load_state_dict(own)
   return net, "ours (converted to the reference's state_dict)"
 
 
@@ -121,9 +123,7 @@ def _is_buffer(key: str) -> bool:
 
 def _child(name, kwargs):
   result = globals()[name](**kwargs)
-  import resource
-  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  result["peak_rss_bytes"] = int(rss if sys.platform == "darwin" else rss * 1024)
+  result["peak_rss_bytes"] = harness.peak_rss_bytes()
   return result
 
 

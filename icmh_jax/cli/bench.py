@@ -27,7 +27,8 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-  doc = harness.report(args.target, args._bench(args))
+  before = harness.machine_info()
+  doc = harness.report(args.target, args._bench(args), before)
   if args.json:
     print(json.dumps(doc, indent=2, default=float))
   else:

@@ -27,3 +27,16 @@ def test_report_is_json_with_machine_versions_and_notes():
   assert doc["benchmark"] == "x" and doc["results"] == {"a": 1.0}
   assert doc["machine"]["versions"]["jax"] and doc["machine"]["usable_cores"] >= 1
   assert isinstance(doc["notes"], list)
+
+
+def test_peak_rss_of_a_spawned_child_is_its_own():
+  """The reference side runs in a spawned child: its peak must not inherit the parent's."""
+  import multiprocessing
+
+  import numpy as np
+  big = np.ones(400 * 2**20 // 8)  # 400 MiB, touched
+  parent = harness.peak_rss_bytes()
+  assert parent >= big.nbytes
+  with multiprocessing.get_context("spawn").Pool(1) as pool:
+    child = pool.apply(harness.peak_rss_bytes)
+  assert child < parent - big.nbytes // 2
