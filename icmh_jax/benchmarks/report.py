@@ -12,9 +12,11 @@ seconds are per machine; the ratios measured in one run are the claim.
 import argparse
 import datetime
 import json
+import os
 import pathlib
 import subprocess
 import sys
+import time
 
 # name -> (bench target, arguments). Paper shapes: batch 8 x 256² for training, 512 x 768 photos.
 ROWS = {
@@ -26,8 +28,19 @@ ROWS = {
 }
 
 
+def wait_for_idle(max_wait_s: float = 300.0) -> float:
+  """Waits until the 1-minute load is below half the usable cores (the previous row's threads
+  leave it high for minutes), at most `max_wait_s`; returns the load then."""
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  deadline = time.monotonic() + max_wait_s
+  while os.getloadavg()[0] > 0.5 * cores and time.monotonic() < deadline:
+    time.sleep(10)
+  return os.getloadavg()[0]
+
+
 def run_row(name: str, reference: str, repeats: int) -> dict:
   target, args = ROWS[name]
+  wait_for_idle()
   cmd = [sys.executable, "-m", "icmh_jax.cli", "bench", target, *args, "--repeats", str(repeats),
          "--json", "--torch-reference", reference]
   print(f"[{name}] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)

@@ -70,8 +70,9 @@ def _add_position_bias_fwd(logits, bias):
 
 def _add_position_bias_bwd(_, g):
   rows = g.reshape(-1, g.shape[-3] * g.shape[-2] * g.shape[-1])
-  bias_grad = jnp.ones((1, rows.shape[0]), g.dtype) @ rows
-  return g, bias_grad.reshape(g.shape[-3:])
+  bias_grad = jnp.dot(jnp.ones((1, rows.shape[0]), g.dtype), rows,
+                      preferred_element_type=jnp.float32)  # a long sum: float32 also under bf16
+  return g, bias_grad.reshape(g.shape[-3:]).astype(g.dtype)
 
 
 add_position_bias.defvjp(_add_position_bias_fwd, _add_position_bias_bwd)

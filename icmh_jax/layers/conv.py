@@ -42,7 +42,8 @@ def _filter_grad(x, dy, kernel_shape, stride: int):
     patch = jnp.concatenate(
         [xp[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
          for j in range(k)], axis=-1)
-    rows.append(jax.lax.dot_general(patch.reshape(-1, k * c_in), dy2, (((0,), (0,)), ((), ()))))
+    rows.append(jax.lax.dot_general(patch.reshape(-1, k * c_in), dy2, (((0,), (0,)), ((), ())),
+                                    preferred_element_type=jnp.float32))  # long sums
   return jnp.stack(rows).reshape(k, k, c_in, c_out)
 
 
