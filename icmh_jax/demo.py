@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 
-from icmh_jax import config_files
+from icmh_jax import compilation_cache, config_files
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
 EDGE_NAMES = {"canny": "Canny", "sam": "SAM"}
@@ -247,6 +247,7 @@ def main(argv=None) -> int:
   p.add_argument("--sam-model", choices=("vit_b", "vit_l", "vit_h"),
                  help="SAM size (default: from the checkpoint's file name)")
   args = p.parse_args(argv)
+  compilation_cache.enable()
   args.mask_source = "sam" if args.sam_checkpoint else "canny"
   try:
     lams = [float(v) for v in args.lams.split(",") if v.strip()]
