@@ -101,12 +101,13 @@ def _build(TCM, N, M, num_slices, state_dict, seed):
   """The reference TCM with our weights (`state_dict` from `convert.tcm.to_reference`), or its own
   seeded init when `state_dict` is None."""
   import torch
+  from icmh_jax.convert.tcm import is_buffer
   torch.manual_seed(seed)
   net = TCM(N=N, M=M, num_slices=num_slices)
   if state_dict is None:
     return net, f"random init (torch.manual_seed({seed}))"
   own = net.state_dict()
-  missing = sorted(k for k in own if k not in state_dict and not _is_buffer(k))
+  missing = sorted(k for k in own if k not in state_dict and not is_buffer(k))
   if missing:
     raise IcmhError(f"our params miss {len(missing)} reference tensors, e.g. {missing[:3]}")
   # The reference's load_state_dict (compressai) takes the full dict: its buffers (CDF tables,
@@ -114,11 +115,6 @@ def _build(TCM, N, M, num_slices, state_dict, seed):
   own.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state_dict.items()})
   net.load_state_dict(own)
   return net, "ours (converted to the reference's state_dict)"
-
-
-def _is_buffer(key: str) -> bool:
-  from icmh_jax.convert import tcm as convert_tcm
-  return convert_tcm.is_buffer(key)
 
 
 def _child(name, kwargs):

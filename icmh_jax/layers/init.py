@@ -31,12 +31,16 @@ def fan_in_uniform(key, shape, dtype=jnp.float32):
   data = _key_data(key)
   if isinstance(data, jax.core.Tracer):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
-  rng = np.random.default_rng([int(v) for v in np.asarray(data).ravel()])
-  return rng.uniform(-bound, bound, shape).astype(dtype)
+  return np.random.default_rng(_seed(data)).uniform(-bound, bound, shape).astype(dtype)
 
 
 def _key_data(key):
   return jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+def _seed(data) -> list[int]:
+  """A numpy seed from concrete PRNG key data."""
+  return [int(v) for v in np.asarray(data).ravel()]
 
 
 def torch_default_init(params: dict, key: jax.Array) -> dict:
@@ -59,7 +63,7 @@ def torch_default_init(params: dict, key: jax.Array) -> dict:
 
 
 def _draw(params, data):
-  seed = [int(v) for v in np.asarray(data).ravel()]
+  seed = _seed(data)
 
   def walk(node, path):
     if not isinstance(node, dict):
