@@ -133,8 +133,8 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   c.eval = dict(num_batches=8, compress_images=2)  # compress_images: real .icmh files per eval
   c.keep_ckpts = 3  # the newest n; the best by validation loss is kept besides
   c.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
-  # Gradient checkpointing: recompute the window attention maps in the backward instead of
-  # keeping them (less memory, a little more compute; layers/attention.recompute_maps).
+  # Gradient checkpointing: keep only each ConvTransBlock's input for the backward and recompute
+  # the block there (less memory, a little more compute; layers/remat.py).
   c.remat = False
   c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
   c.base_checkpoint = ""  # the frozen SA-ICM of the human-layer systems

@@ -17,7 +17,7 @@ def add_arguments(p):
   p.add_argument("--crop", type=int, default=256, help="square crop side")
   p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
   p.add_argument("--remat", action=argparse.BooleanOptionalAction, default=None,
-                 help="recompute the attention maps in the backward (config.remat)")
+                 help="recompute each ConvTransBlock in the backward (config.remat)")
   p.add_argument("--torch-reference", metavar="DIR", default=None,
                  help="also time the PyTorch LIC-TCM checkout at DIR on the same batch (tcm only)")
   p.add_argument("--torch-threads", type=int, default=None,

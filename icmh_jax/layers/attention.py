@@ -12,16 +12,13 @@ branch pads to ws + 1 and never crops, so it crashes on 128x128 images); maps th
 of the window, the only ones the reference can run, are computed exactly as there.
 """
 
-import contextlib
-import contextvars
-import functools
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icmh_jax.layers.conv import vary_like
+from icmh_jax.layers.conv import vary_like, wait_for
 from icmh_jax.layers.init import fan_in_uniform, host_zeros
 
 
@@ -56,55 +53,54 @@ def shifted_window_mask(h_windows: int, w_windows: int, ws: int) -> np.ndarray:
   return m.reshape(h_windows * w_windows, ws * ws, ws * ws)
 
 
-@jax.custom_vjp
-def add_position_bias(logits, bias):
-  """logits [..., n_heads, T, T] + bias [n_heads, T, T]. The bias gradient (a sum over every
-  window of every example) is taken as a matmul with ones: XLA CPU's reduction over those leading
-  axes ran 10x slower than the memory it reads."""
-  return logits + bias
-
-
-def _add_position_bias_fwd(logits, bias):
-  return logits + bias, None
-
-
-def _add_position_bias_bwd(_, g):
+def _bias_grad(g):
+  """Sum of g [..., heads, T, T] over its leading axes, as a matmul with ones: XLA CPU's
+  reduction over those axes ran 10x slower than the memory it reads."""
   rows = g.reshape(-1, g.shape[-3] * g.shape[-2] * g.shape[-1])
-  bias_grad = jnp.dot(jnp.ones((1, rows.shape[0]), g.dtype), rows,
-                      preferred_element_type=jnp.float32)  # a long sum: float32 also under bf16
-  return g, bias_grad.reshape(g.shape[-3:]).astype(g.dtype)
+  total = jnp.dot(jnp.ones((1, rows.shape[0]), g.dtype), rows,
+                  preferred_element_type=jnp.float32)  # a long sum: float32 also under bf16
+  return total.reshape(g.shape[-3:]).astype(g.dtype)
 
 
-add_position_bias.defvjp(_add_position_bias_fwd, _add_position_bias_bwd)
-
-
-# Set (at trace time) by `recompute_maps`: the train step's `config.remat`.
-_RECOMPUTE_MAPS = contextvars.ContextVar("recompute_attention_maps", default=False)
-
-
-@contextlib.contextmanager
-def recompute_maps(enabled: bool = True):
-  """Within this context, window attention traced for a gradient keeps only q, k, v and the
-  position bias for the backward and recomputes the logits and probabilities
-  ([windows, heads, ws², ws²] each: 8x the activations they come from at 8x8 windows)."""
-  token = _RECOMPUTE_MAPS.set(bool(enabled))
-  try:
-    yield
-  finally:
-    _RECOMPUTE_MAPS.reset(token)
+def _probs(q, k, bias, scale, mask):
+  """softmax(q k^T * scale + bias, masked): [B, windows, heads, T, T]."""
+  logits = jnp.einsum("bnhpc,bnhqc->bnhpq", q, k) * scale + bias
+  if mask is not None:
+    logits = jnp.where(mask, -jnp.inf, logits)
+  return jax.nn.softmax(logits, axis=-1)
 
 
 def _attend(q, k, v, bias, *, scale, mask):
   """softmax(q k^T * scale + bias, masked) v per window and head.
 
-  q, k, v: [B, windows, T, heads, head_dim]; bias: [heads, T, T]; mask: None or bool
-  [1, windows, 1, T, T] (True: may not attend) -> [B, windows, T, heads, head_dim].
+  q, k, v: [B, windows, heads, T, head_dim] (heads before tokens: the batched matmuls then
+  run 2x faster on CPU than with tokens first); bias: [heads, T, T]; mask: None or bool
+  [1, windows, 1, T, T] (True: may not attend) -> [B, windows, heads, T, head_dim].
+
+  The backward keeps only q, k, v and the bias and recomputes the probabilities: the maps
+  ([windows, heads, T, T], 8x the activations they come from at 8x8 windows) were the largest
+  part of the train step's memory. The recomputation waits for the output gradient (`wait_for`),
+  so XLA cannot hoist it into the forward and keep it alive.
   """
-  logits = add_position_bias(jnp.einsum("bnphc,bnqhc->bnhpq", q, k) * scale, bias)
-  if mask is not None:
-    logits = jnp.where(mask, -jnp.inf, logits)
-  probs = jax.nn.softmax(logits, axis=-1)
-  return jnp.einsum("bnhpq,bnqhc->bnphc", probs, v)
+  @jax.custom_vjp
+  def attend(q, k, v, bias):
+    return jnp.einsum("bnhpq,bnhqc->bnhpc", _probs(q, k, bias, scale, mask), v)
+
+  def fwd(q, k, v, bias):
+    return attend(q, k, v, bias), (q, k, v, bias)
+
+  def bwd(res, g):
+    q, k, v, bias = wait_for(res, g)
+    p = _probs(q, k, bias, scale, mask)
+    dv = jnp.einsum("bnhpq,bnhpc->bnhqc", p, g)
+    dp = jnp.einsum("bnhpc,bnhqc->bnhpq", g, v)
+    dlogits = p * (dp - jnp.sum(dp * p, axis=-1, keepdims=True))  # softmax' (0 where masked)
+    dq = jnp.einsum("bnhpq,bnhqc->bnhpc", dlogits, k) * scale
+    dk = jnp.einsum("bnhpq,bnhpc->bnhqc", dlogits, q) * scale
+    return dq, dk, dv, _bias_grad(dlogits)
+
+  attend.defvjp(fwd, bwd)
+  return attend(q, k, v, bias)
 
 
 class WindowAttention(nn.Module):
@@ -140,14 +136,11 @@ class WindowAttention(nn.Module):
     nh, nw = hp // ws, wp // ws
     x = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, ws * ws, c)
     qkv = dense(3 * c, "embedding_layer")(x)
-    qkv = qkv.reshape(b, nh * nw, ws * ws, 3, n_heads, hd)
-    q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
+    q, k, v = qkv.reshape(b, nh * nw, ws * ws, 3, n_heads, hd).transpose(3, 0, 1, 4, 2, 5)
     ri, ci = relative_index(ws)
     mask = shifted_window_mask(nh, nw, ws)[None, :, None] if self.shifted else None
-    attend = functools.partial(_attend, scale=hd ** -0.5, mask=mask)
-    if _RECOMPUTE_MAPS.get():
-      attend = jax.checkpoint(attend)  # keeps q, k, v and the bias; recomputes the maps
-    out = attend(q, k, v, vary_like(table[:, ri, ci], q)).reshape(b, nh * nw, ws * ws, c)
+    out = _attend(q, k, v, vary_like(table[:, ri, ci], q), scale=hd ** -0.5, mask=mask)
+    out = out.transpose(0, 1, 3, 2, 4).reshape(b, nh * nw, ws * ws, c)
     out = dense(self.dim, "linear")(out)
     out = out.reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
     if self.shifted:

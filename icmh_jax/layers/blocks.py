@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from icmh_jax.layers.attention import SwinBlock, SwinPair
 from icmh_jax.layers.conv import SubpelConv, conv1x1, conv3x3
 from icmh_jax.layers.gdn import GDN
+from icmh_jax.layers.remat import checkpointed
 
 
 def leaky_relu(x):
@@ -75,9 +76,13 @@ class ConvTransBlock(nn.Module):
   window_size: int
   shifted: bool = False
 
-  @nn.compact
   def __call__(self, x):
-    """x: [B, H, W, conv_dim + trans_dim] -> same shape."""
+    """x: [B, H, W, conv_dim + trans_dim] -> same shape (recomputed in the backward under
+    `remat.checkpoint_blocks`)."""
+    return checkpointed(self, type(self).block, x)
+
+  @nn.compact
+  def block(self, x):
     c_total = self.conv_dim + self.trans_dim
     t = conv1x1(c_total, name="conv1_1")(x)
     c, s = t[..., :self.conv_dim], t[..., self.conv_dim:]

@@ -60,11 +60,23 @@ def _conv2d_fwd(x, kernel, stride):
 
 def _conv2d_bwd(stride, res, dy):
   x, kernel = res
+  x = wait_for(x, dy)  # else XLA builds every conv's row patches (3x its input) in the forward
   _, input_vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, stride), x)
   return input_vjp(dy)[0], _filter_grad(x, dy, kernel.shape, stride).astype(kernel.dtype)
 
 
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def wait_for(tree, token):
+  """`tree` unchanged, but computed from `token` too, so XLA cannot schedule what is built from it
+  before `token` exists. The backward uses it to keep recomputation (row patches, attention maps)
+  out of the forward, where every layer's copy would stay alive until its gradient runs: XLA CPU
+  drops `optimization_barrier` before scheduling, a data dependency it keeps. Adds 0 (from
+  token's first element) to each floating leaf; only a NaN / Inf in that element shows through.
+  """
+  zero = jnp.ravel(token)[0] * 0
+  return jax.tree.map(lambda a: a + zero.astype(a.dtype), tree)
 
 
 def vary_like(kernel, x):

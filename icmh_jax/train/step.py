@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from icmh_jax.layers import attention
+from icmh_jax.layers import remat
 from icmh_jax.train import losses, optim
 
 AXIS = "data"
@@ -80,7 +80,7 @@ def train_step(state: optim.TrainState, batch, rng, lam=None, *, system, config)
     return system.aux_loss({**state.params, key: trainable})
 
   trainable = state.params[key]
-  with attention.recompute_maps(config.get("remat", False)):
+  with remat.checkpoint_blocks(config.get("remat", False)):
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
   aux, aux_grads = jax.value_and_grad(aux_fn)(trainable)
   grads, aux_grads = jax.lax.pmean((grads, aux_grads), AXIS)
