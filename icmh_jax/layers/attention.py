@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icmh_jax.layers.activations import gelu
 from icmh_jax.layers.conv import vary_like, wait_for
 from icmh_jax.layers.init import fan_in_uniform, host_zeros
 
@@ -185,7 +186,7 @@ class _Mlp(nn.Module):
   @nn.compact
   def __call__(self, x):
     x = dense(4 * self.dim, "0")(x)
-    return dense(self.dim, "2")(jax.nn.gelu(x, approximate=False))
+    return dense(self.dim, "2")(gelu(x))
 
 
 class SwinPair(nn.Module):

@@ -8,15 +8,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from icmh_jax.layers.activations import leaky_relu
 from icmh_jax.layers.attention import SwinBlock, SwinPair
 from icmh_jax.layers.conv import SubpelConv, conv1x1, conv3x3
 from icmh_jax.layers.gdn import GDN
 from icmh_jax.layers.remat import checkpointed
-
-
-def leaky_relu(x):
-  """LeakyReLU with PyTorch's default slope 0.01."""
-  return jax.nn.leaky_relu(x, 0.01)
 
 
 class ResidualBlock(nn.Module):

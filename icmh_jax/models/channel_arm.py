@@ -15,10 +15,9 @@ their own per-slice action (noise + likelihood, round + record symbols, decode s
 from typing import Callable, Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
-from icmh_jax.layers import SWAtten, conv3x3
+from icmh_jax.layers import SWAtten, conv3x3, gelu
 
 
 class EntropyParameters(nn.Module):
@@ -29,8 +28,8 @@ class EntropyParameters(nn.Module):
   @nn.compact
   def __call__(self, x):
     """x: [B, h, w, C] -> [B, h, w, features]."""
-    x = jax.nn.gelu(conv3x3(self.hidden[0], name="0")(x), approximate=False)
-    x = jax.nn.gelu(conv3x3(self.hidden[1], name="2")(x), approximate=False)
+    x = gelu(conv3x3(self.hidden[0], name="0")(x))
+    x = gelu(conv3x3(self.hidden[1], name="2")(x))
     return conv3x3(self.features, name="4")(x)
 
 

@@ -12,12 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icmh_jax.layers.activations import gelu
+
 LN_EPS = 1e-6
-
-
-def gelu(x):
-  """Exact (erf) GELU, torch's default; jax.nn.gelu defaults to the tanh approximation."""
-  return jax.nn.gelu(x, approximate=False)
 
 
 def layer_norm(name: str, epsilon: float = LN_EPS) -> nn.LayerNorm:
