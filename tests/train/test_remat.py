@@ -42,8 +42,8 @@ def test_attention_backward_matches_autodiff_and_keeps_no_maps(capsys):
     ours = lambda *a: jnp.sum(g * attention._attend(*a, scale=0.3, mask=m))  # noqa: E731
     ref = lambda *a: jnp.sum(g * _reference_attend(*a, scale=0.3, mask=m))  # noqa: E731
     np.testing.assert_allclose(ours(q, k, v, bias), ref(q, k, v, bias), rtol=1e-5)
-    for a, b in zip(jax.grad(ours, (0, 1, 2, 3))(q, k, v, bias),
-                    jax.grad(ref, (0, 1, 2, 3))(q, k, v, bias)):
+    for a, b in zip(jax.jit(jax.grad(ours, (0, 1, 2, 3)))(q, k, v, bias),
+                    jax.jit(jax.grad(ref, (0, 1, 2, 3)))(q, k, v, bias)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
   print_saved_residuals(ours, q, k, v, bias)
@@ -63,8 +63,8 @@ def test_checkpointed_block_keeps_the_gradients_and_only_its_input(capsys):
   block = ConvTransBlock(4, 4, head_dim=4, window_size=WS, shifted=True)
   x = jax.random.normal(jax.random.key(0), (2, 8, 12, 8))
   params = _perturbed(block.init(jax.random.key(1), x), 2)
-  g_plain = jax.grad(_block_loss(block, False), argnums=(0, 1))(params, x)
-  g_remat = jax.grad(_block_loss(block, True), argnums=(0, 1))(params, x)
+  g_plain = jax.jit(jax.grad(_block_loss(block, False), argnums=(0, 1)))(params, x)
+  g_remat = jax.jit(jax.grad(_block_loss(block, True), argnums=(0, 1)))(params, x)
   for a, b in zip(jax.tree.leaves(g_plain), jax.tree.leaves(g_remat)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
