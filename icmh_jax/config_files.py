@@ -134,8 +134,9 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   c.keep_ckpts = 3  # the newest n; the best by validation loss is kept besides
   c.compute_dtype = "float32"  # or "bfloat16" (params stay float32)
   # Gradient checkpointing: keep only each ConvTransBlock's input for the backward and recompute
-  # the block there (less memory, a little more compute; layers/remat.py).
-  c.remat = False
+  # the block there (less memory, a little more compute; layers/remat.py). Unset: on where it
+  # pays, for a trained codec of width N >= 128 (train/step.remat_enabled).
+  c.remat = ml_collections.config_dict.placeholder(bool)
   c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
   c.base_checkpoint = ""  # the frozen SA-ICM of the human-layer systems
   return c

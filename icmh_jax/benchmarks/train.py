@@ -17,7 +17,8 @@ def add_arguments(p):
   p.add_argument("--crop", type=int, default=256, help="square crop side")
   p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
   p.add_argument("--remat", action=argparse.BooleanOptionalAction, default=None,
-                 help="recompute each ConvTransBlock in the backward (config.remat)")
+                 help="recompute each ConvTransBlock in the backward (config.remat; default: on "
+                      "for N >= 128)")
   p.add_argument("--torch-reference", metavar="DIR", default=None,
                  help="also time the PyTorch LIC-TCM checkout at DIR on the same batch (tcm only)")
   p.add_argument("--torch-threads", type=int, default=None,
@@ -79,7 +80,7 @@ def run(args) -> dict:
   t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
   results = dict(system=config.system, model=dict(config.model), batch=args.batch,
                  crop=args.crop, compute_dtype=config.get("compute_dtype", "float32"),
-                 remat=config.get("remat", False),
+                 remat=step_lib.remat_enabled(config),
                  devices=jax.device_count(), compile_and_first_step_s=t.first_call_s,
                  step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s,
                  **harness.peak_memory())

@@ -48,6 +48,19 @@ def _forward(system, params, x, keys, dtype):
   return out.replace(x_hat=out.x_hat[:, 0], x_hat_m=out.x_hat_m[:, 0])
 
 
+REMAT_FROM_WIDTH = 128
+
+
+def remat_enabled(config) -> bool:
+  """`config.remat`, or where it is unset, whether it pays: for a trained codec of width
+  N >= 128. There the step's activations (batch 8 x 256²) would not fit beside what the PyTorch
+  reference needs (about 15 GB); at N = 64 they fit, and recomputing costs time (BENCHMARKS.md)."""
+  if config.get("remat") is not None:
+    return bool(config.remat)
+  model = config.get("model") or {}
+  return model.get("N", model.get("N_machine", 0)) >= REMAT_FROM_WIDTH
+
+
 def train_step(state: optim.TrainState, batch, rng, lam=None, *, system, config):
   """One update on this device's share of the batch (call inside shard_map over "data").
 
@@ -80,7 +93,7 @@ def train_step(state: optim.TrainState, batch, rng, lam=None, *, system, config)
     return system.aux_loss({**state.params, key: trainable})
 
   trainable = state.params[key]
-  with remat.checkpoint_blocks(config.get("remat", False)):
+  with remat.checkpoint_blocks(remat_enabled(config)):
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
   aux, aux_grads = jax.value_and_grad(aux_fn)(trainable)
   grads, aux_grads = jax.lax.pmean((grads, aux_grads), AXIS)

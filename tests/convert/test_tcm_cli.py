@@ -27,6 +27,7 @@ def golden_npz(tmp_path_factory, golden_state_dict):
   return src
 
 
+@pytest.mark.slow  # a CLI subprocess, 12 s
 def test_cli_convert_infers_the_sizes_and_writes_params_the_registry_loads(tmp_path, golden_npz,
                                                                           golden_state_dict,
                                                                           capsys):

@@ -7,6 +7,7 @@ from icmh_jax import cli
 from icmh_jax.golden import icmh_ff
 
 
+@pytest.mark.slow  # 30 s
 def test_icmh_ff_matches_golden_vectors(reference_dir, monkeypatch):
   npz = reference_dir / "icmh_ff" / "icmh_ff_golden.npz"
   reports, check = [], icmh_ff.check

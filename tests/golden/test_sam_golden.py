@@ -16,6 +16,7 @@ def _golden_paths(reference_dir):
   return reference_dir / "sam" / "sam_golden.npz", reference_dir / "sam" / "sam_golden.json"
 
 
+@pytest.mark.slow  # 33 s
 def test_sam_matches_golden_vectors(reference_dir):
   report = golden_sam.check(*_golden_paths(reference_dir), amg=False)
   failed = [r for r in report.rows if not r.passed]

@@ -44,7 +44,8 @@ def _bytes_estimate(likelihoods) -> float:
   return -sum(float(jnp.sum(jnp.log2(v))) for v in likelihoods.values()) / 8
 
 
-@pytest.mark.parametrize("name", ("sa_icm",) + HUMAN)
+@pytest.mark.parametrize("name", ("sa_icm", "pr_icmh") + tuple(  # the rest: 12 s each
+    pytest.param(n, marks=pytest.mark.slow) for n in HUMAN if n != "pr_icmh"))
 def test_decode_equals_eval_forward_and_bytes_match_estimate(name, photo, base_params):
   system, params = system_and_params(name, base_params)
   data = system.compress(params, photo)

@@ -41,6 +41,7 @@ def _forward(model, params, x):
   return _FORWARD[model](params, jnp.asarray(x)[None])
 
 
+@pytest.mark.slow  # 30 s; the golden check covers decode == forward
 def test_decompress_equals_clamped_forward_and_bytes_match_the_estimate(golden_model):
   model, params = golden_model
   system = golden_tcm.tcm_system(model)

@@ -74,6 +74,7 @@ def _run_check(meta, z, names):
   return report
 
 
+@pytest.mark.slow  # 14 s
 def test_ported_sam_generator_matches_golden_pps8(golden):
   meta, z = golden
   report = _run_check(meta, z, ["pps8"])

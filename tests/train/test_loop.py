@@ -31,6 +31,7 @@ def _losses(workdir):
   return {r["step"]: r["loss"] for r in metrics_writer.read_scalars(str(workdir)) if "loss" in r}
 
 
+@pytest.mark.slow  # two toy runs in subprocesses, 40 s
 def test_resume_after_kill_repeats_the_losses_and_training_lowers_val_loss(tmp_path, data_dir):
   ref = _run(tmp_path / "ref", data_dir, 24)
   assert ref.returncode == 0, ref.stderr[-3000:]

@@ -95,3 +95,13 @@ def test_tiny_tcm_train_step_is_the_same_under_remat():
   np.testing.assert_allclose(float(m1["grad_norm"]), float(m0["grad_norm"]), rtol=1e-4)
   for a, b in zip(jax.tree.leaves(s0.params), jax.tree.leaves(s1.params)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_remat_is_on_by_default_only_for_wide_codecs_and_an_explicit_value_wins():
+  from icmh_jax import config_files
+  assert step.remat_enabled(config_files.load("configs/tcm.py"))  # N = 128, the paper's
+  assert step.remat_enabled(config_files.load("configs/pr_icmh.py"))  # additional codec N = 128
+  assert not step.remat_enabled(config_files.load("configs/tcm.py:N=64"))
+  assert not step.remat_enabled(config_files.load("configs/tcm.py:tiny"))
+  assert step.remat_enabled(config_files.load("configs/tcm.py:N=64", {"remat": True}))
+  assert not step.remat_enabled(config_files.load("configs/tcm.py", ["remat=False"]))

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+import pytest
 
 from icmh_jax.models.system import SystemOutput
 from icmh_jax.train import losses, optim, step
@@ -79,6 +80,7 @@ def test_loss_decreases_and_quantiles_follow_only_the_aux_loss():
   assert auxes[-1] < auxes[0]
 
 
+@pytest.mark.slow  # a subprocess compiling two meshes, 18 s
 def test_one_and_four_devices_give_same_update():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
   out = subprocess.run([sys.executable, str(HERE / "sharded_step_script.py")], env=env, cwd=ROOT,
