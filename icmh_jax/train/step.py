@@ -53,8 +53,10 @@ REMAT_FROM_WIDTH = 128
 
 def remat_enabled(config) -> bool:
   """`config.remat`, or where it is unset, whether it pays: for a trained codec of width
-  N >= 128. There the step's activations (batch 8 x 256²) would not fit beside what the PyTorch
-  reference needs (about 15 GB); at N = 64 they fit, and recomputing costs time (BENCHMARKS.md)."""
+  N >= 128. Measured at batch 8 x 256² on a 24 GB CPU machine: N = 128 peaks at 21.2 GB of RSS
+  without it (the PyTorch reference: about 15 GB), 13.0 GB with it, at twice the step time;
+  N = 64 peaks at 12.6 GB without it and would pay 19 % more time for 8.7 GB (BENCHMARKS.md).
+  `--config.remat=False` trades the memory back for speed where it fits."""
   if config.get("remat") is not None:
     return bool(config.remat)
   model = config.get("model") or {}
