@@ -53,8 +53,8 @@ REMAT_FROM_WIDTH = 128
 
 def remat_enabled(config) -> bool:
   """`config.remat`, or where it is unset, whether it pays: for a trained codec of width
-  N >= 128. Measured at batch 8 x 256² on a 24 GB CPU machine: N = 128 peaks at 21.2 GB of RSS
-  without it (the PyTorch reference: about 15 GB), 13.0 GB with it, at twice the step time;
+  N >= 128. Measured at batch 8 x 256² on a 2-core, 24 GB CPU machine: N = 128 peaks at 21 GB
+  of RSS without it (the PyTorch reference: 15 GB), 14 GB with it, its step 72 s -> 94 s;
   N = 64 peaks at 12.6 GB without it and would pay 19 % more time for 8.7 GB (BENCHMARKS.md).
   `--config.remat=False` trades the memory back for speed where it fits."""
   if config.get("remat") is not None:
