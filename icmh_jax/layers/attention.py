@@ -12,7 +12,6 @@ branch pads to ws + 1 and never crops, so it crashes on 128x128 images); maps th
 of the window, the only ones the reference can run, are computed exactly as there.
 """
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -80,8 +79,8 @@ def _attend(q, k, v, bias, *, scale, mask):
 
   The backward keeps only q, k, v, the bias and the output and recomputes the probabilities:
   the maps ([windows, heads, T, T], 8x the activations they come from at 8x8 windows) were the
-  largest part of the train step's memory. The recomputation waits for the output gradient (`wait_for`),
-  so XLA cannot hoist it into the forward and keep it alive.
+  largest part of the train step's memory. The recomputation waits for the output gradient
+  (`wait_for`), so XLA cannot hoist it into the forward and keep it alive.
   """
   @jax.custom_vjp
   def attend(q, k, v, bias):
