@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 
-from icmh_jax import compilation_cache, config_files
+from icmh_jax import compilation_cache, runs
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
 EDGE_NAMES = {"canny": "Canny", "sam": "SAM"}
@@ -42,48 +42,12 @@ class Run:
 
 
 def say(msg: str) -> None:
-  print(f"[demo] {msg}", file=sys.stderr, flush=True)
-
-
-def load_config(family: str, arg: str, **overrides):
-  """configs/<family>.py:arg with dotted overrides (as `--config.a.b=v` would)."""
-  return config_files.load(config_files.family_spec(family, arg), overrides)
-
-
-def finished(workdir: str, total: int) -> bool:
-  from icmh_jax import params_io
-  return total in params_io.step_dirs(os.path.join(workdir, "checkpoints"))
+  runs.say("demo", msg)
 
 
 def train(config, workdir: str, label: str, base=None) -> tuple[float, bool]:
-  """Trains unless `workdir` already holds the final step of the same config; returns
-  (seconds, reused). A run started with another config (steps, λ, mask source, the config of
-  the `base` SA-ICM under it, ...) is started again from scratch; an unfinished run with the
-  same config resumes from its checkpoint."""
-  from icmh_jax import params_io
-  from icmh_jax.train import loop
-  total = int(config.schedule.total_steps)
-  stamp = os.path.join(workdir, "demo_config.json")
-  wanted = params_io.plain_json({"config": config, "base": base})
-  saved = None
-  if os.path.exists(stamp):
-    with open(stamp) as f:
-      saved = json.load(f)
-  if os.path.isdir(workdir) and saved != wanted:
-    say(f"{label}: {workdir} holds a run with another config; starting it again")
-    shutil.rmtree(workdir)
-  elif finished(workdir, total):
-    say(f"{label}: reusing the finished run in {workdir} (step {total})")
-    return 0.0, True
-  elif os.path.isdir(workdir):
-    say(f"{label}: resuming the unfinished run in {workdir}")
-  say(f"{label}: training {total} steps in {workdir}")
-  os.makedirs(workdir, exist_ok=True)
-  with open(stamp, "w") as f:
-    json.dump(wanted, f, indent=1)
-  t = time.perf_counter()
-  loop.train_and_evaluate(config, workdir)
-  return time.perf_counter() - t, False
+  """`runs.train` with the demo's progress lines."""
+  return runs.train(config, workdir, label, base=base, tag="demo")
 
 
 def overrides(args) -> dict:
@@ -197,7 +161,7 @@ def rd_points_table(summary) -> str:
   return "\n".join(rows)
 
 
-def write_report(args, runs, base: Run, summary, example, timings) -> str:
+def write_report(args, trained, base: Run, summary, example, timings) -> str:
   with open(summary["files"]["tables"]) as f:
     tables_md = f.read()
   held, order_text = ordering(summary)
@@ -214,7 +178,7 @@ def write_report(args, runs, base: Run, summary, example, timings) -> str:
       f"- SA-ICM (machine codec, λ = {base.lam}, edge-masked MSE): {args.steps} steps, "
       + ("reused" if base.reused else f"{base.seconds:.0f} s"),
   ]
-  for r in runs:
+  for r in trained:
     lines.append(f"- {r.system} (N_a = {args.na}, λ = {r.lam}) over the frozen SA-ICM: {args.steps} "
                  f"steps, " + ("reused" if r.reused else f"{r.seconds:.0f} s"))
   lines += [f"- evaluation with real bitstreams on {summary['n_images']} validation images: "
@@ -281,18 +245,18 @@ def study(args, lams) -> int:
                   sam_checkpoint=args.sam_checkpoint, sam_model=args.sam_model)
 
   runs_dir = os.path.join(args.out, "runs")
-  base_cfg = load_config("sa_icm", "tiny", **overrides(args))
+  base_cfg = runs.load_config("sa_icm", "tiny", **overrides(args))
   base = Run("sa_icm", float(base_cfg.loss.lam), os.path.join(runs_dir, "sa_icm"))
   # Every config first: a bad knob (N_a, λ) fails here, not after minutes of training.
   todo = [(Run(system, lam, os.path.join(runs_dir, f"{system}_na{args.na}_lam{lam}")),
-           load_config(system, f"tiny,na={args.na},lam={lam}", base_checkpoint=base.workdir,
-                       **overrides(args)))
+           runs.load_config(system, f"tiny,na={args.na},lam={lam}",
+                            base_checkpoint=base.workdir, **overrides(args)))
           for system in SYSTEMS for lam in lams]
   base.seconds, base.reused = train(base_cfg, base.workdir, "SA-ICM")
-  runs = []
+  trained = []
   for run, cfg in todo:
     run.seconds, run.reused = train(cfg, run.workdir, f"{run.system} λ={run.lam}", base=base_cfg)
-    runs.append(run)
+    trained.append(run)
 
   say("evaluating every model with real bitstreams")
   t = time.perf_counter()
@@ -300,7 +264,7 @@ def study(args, lams) -> int:
   images = images_lib.load_images("bundled", data_dir=os.path.join(args.out, "data"),
                                   split="validation", edges=args.mask_source, crop=args.crop,
                                   limit=args.images or None)
-  entries = rd.load_entries([r.workdir for r in runs])
+  entries = rd.load_entries([r.workdir for r in trained])
   # pchip: three λ give three RD points per curve, too few for the classic cubic fit.
   summary = rd.evaluate_systems(entries, images, os.path.join(args.out, "eval"), method="pchip")
   timings = {"evaluate": time.perf_counter() - t}
@@ -310,9 +274,9 @@ def study(args, lams) -> int:
   pick = next(e for e in entries if e.system.name == "fr_icmh")
   example = example_images(pick, images[0], args.out, EDGE_NAMES[args.mask_source])
   timings["total"] = time.perf_counter() - t_all
-  report = write_report(args, runs, base, summary, example, timings)
+  report = write_report(args, trained, base, summary, example, timings)
   with open(os.path.join(args.out, "demo.json"), "w") as f:
-    json.dump(dict(runs=[dataclasses.asdict(r) for r in [base] + runs], example=example,
+    json.dump(dict(runs=[dataclasses.asdict(r) for r in [base] + trained], example=example,
                    timings=timings, ordering=ordering(summary)[0]), f, indent=1)
   say(f"done in {timings['total']:.0f} s: {report}")
   print(open(report).read())

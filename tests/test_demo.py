@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from icmh_jax import demo
+from icmh_jax import demo, runs
 from icmh_jax.evaluation import tables
 from icmh_jax.train import loop
 
@@ -23,8 +23,8 @@ def test_reruns_reuse_only_finished_runs_of_the_same_config(tmp_path, monkeypatc
     os.makedirs(os.path.join(workdir, "checkpoints", str(steps), "params"))
 
   monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
-  base = demo.load_config("sa_icm", "tiny", **{"schedule.total_steps": 5})
-  cfg = demo.load_config("fr_icmh", "tiny", **{"schedule.total_steps": 5})
+  base = runs.load_config("sa_icm", "tiny", **{"schedule.total_steps": 5})
+  cfg = runs.load_config("fr_icmh", "tiny", **{"schedule.total_steps": 5})
   wd, base_wd = str(tmp_path / "fr"), str(tmp_path / "sa")
   assert demo.train(base, base_wd, "sa")[1] is False
   assert demo.train(cfg, wd, "fr", base=base)[1] is False
@@ -32,9 +32,9 @@ def test_reruns_reuse_only_finished_runs_of_the_same_config(tmp_path, monkeypatc
   assert demo.train(cfg, wd, "fr", base=base)[1] is True
   assert len(trained) == 2
   # Another λ, or the same run over an SA-ICM with another mask source, trains again.
-  other_lam = demo.load_config("fr_icmh", "tiny,lam=0.05", **{"schedule.total_steps": 5})
+  other_lam = runs.load_config("fr_icmh", "tiny,lam=0.05", **{"schedule.total_steps": 5})
   assert demo.train(other_lam, wd, "fr", base=base)[1] is False
-  other_base = demo.load_config("sa_icm", "tiny", **{"schedule.total_steps": 5,
+  other_base = runs.load_config("sa_icm", "tiny", **{"schedule.total_steps": 5,
                                                      "data.mask_source": "sam"})
   assert demo.train(other_lam, wd, "fr", base=other_base)[1] is False
   assert len(trained) == 4

@@ -1,0 +1,74 @@
+"""Training runs that are reused when finished: what `make demo` and `make study` train through.
+
+`train(config, workdir)` trains unless `workdir` already holds the final step of the same config
+(then it says so and returns at once); a run started with another config is started again from
+scratch, and an unfinished run with the same config resumes from its checkpoint. The config (and
+the config of the frozen base under it) is stamped as `run_config.json` in the workdir.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+
+from icmh_jax import config_files
+
+
+def say(tag: str, msg: str) -> None:
+  print(f"[{tag}] {msg}", file=sys.stderr, flush=True)
+
+
+def load_config(family: str, arg: str, **overrides):
+  """configs/<family>.py:arg with dotted overrides (as `--config.a.b=v` would)."""
+  return config_files.load(config_files.family_spec(family, arg), overrides)
+
+
+def finished(workdir: str, total: int) -> bool:
+  from icmh_jax import params_io
+  return total in params_io.step_dirs(os.path.join(workdir, "checkpoints"))
+
+
+def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tuple[float, bool]:
+  """Trains `config` in `workdir` unless it is finished there; returns (seconds, reused).
+
+  Args:
+    config: a run config (`configs/*.py`).
+    workdir: the run's folder.
+    label: how progress lines name the run.
+    base: the config of the frozen SA-ICM under a human-layer run (part of what must match).
+    tag: the progress lines' prefix ("demo", "study").
+  """
+  from icmh_jax import params_io
+  from icmh_jax.train import loop
+  total = int(config.schedule.total_steps)
+  stamp = os.path.join(workdir, "run_config.json")
+  wanted = params_io.plain_json({"config": config, "base": base})
+  saved = None
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      saved = json.load(f)
+  if os.path.isdir(workdir) and saved != wanted:
+    say(tag, f"{label}: {workdir} holds a run with another config; starting it again")
+    shutil.rmtree(workdir)
+  elif finished(workdir, total):
+    say(tag, f"{label}: reusing the finished run in {workdir} (step {total})")
+    return 0.0, True
+  elif os.path.isdir(workdir):
+    say(tag, f"{label}: resuming the unfinished run in {workdir}")
+  say(tag, f"{label}: training {total} steps in {workdir}")
+  os.makedirs(workdir, exist_ok=True)
+  with open(stamp, "w") as f:
+    json.dump(wanted, f, indent=1)
+  t = time.perf_counter()
+  loop.train_and_evaluate(config, workdir)
+  return time.perf_counter() - t, False
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """The records of the run's `metrics.jsonl` (one dict per logged step, in order)."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
