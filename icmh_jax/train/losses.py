@@ -50,14 +50,21 @@ def rate_distortion(out, x, m, *, trained_layer: str, lam: float):
 
   Returns:
     (loss, metrics) with metrics `loss`, `bpp/<layer>` (each layer present), `mse` (the masked
-    distortion term's mse) and `psnr` (of the unmasked x_hat_t clipped to [0, 1]).
+    distortion term's mse), `psnr` (of the unmasked x_hat_t clipped to [0, 1]) and `psnr_masked`
+    (the same on the pixels where m > 0, for a 0/1 mask).
   """
   b, h, w, _ = x.shape
   x_hat = reconstruction(out, trained_layer).astype(jnp.float32)
   rates = {layer: bpp(lik, b * h * w) for layer, lik in out.likelihoods.items() if lik}
   mse = jnp.mean(jnp.square(m * x - m * x_hat))
   loss = rates[trained_layer] + lam * 255.0**2 * mse
-  plain_mse = jnp.mean(jnp.square(x - jnp.clip(x_hat, 0.0, 1.0)))
-  metrics = {"loss": loss, "mse": mse, "psnr": -10.0 * jnp.log10(jnp.maximum(plain_mse, 1e-10))}
+  sq = jnp.square(x - jnp.clip(x_hat, 0.0, 1.0))
+  # PSNR on the pixels the mask weights (all of them when m = 1): an edge map's quality measure.
+  masked_mse = jnp.sum(m * sq) / jnp.maximum(jnp.sum(m) * x.shape[-1], 1.0)
+  metrics = {"loss": loss, "mse": mse, "psnr": _psnr(jnp.mean(sq)), "psnr_masked": _psnr(masked_mse)}
   metrics.update({f"bpp/{layer}": r for layer, r in rates.items()})
   return loss, metrics
+
+
+def _psnr(mse):
+  return -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))

@@ -40,6 +40,18 @@ def test_rate_distortion_matches_hand_arithmetic():
   assert math.isclose(float(loss), bits / 32 + 0.05 * 255**2 * 0.005, rel_tol=1e-5)
   assert math.isclose(float(metrics["psnr"]), 20.0, rel_tol=1e-5)
   assert "bpp/human" not in metrics
+  assert math.isclose(float(metrics["psnr_masked"]), 20.0, rel_tol=1e-5)
+
+
+def test_psnr_masked_sees_only_the_masked_pixels():
+  x = jnp.full((1, 4, 4, 3), 0.5)
+  m = jnp.zeros((1, 4, 4, 1)).at[:, :2].set(1.0)
+  x_hat = x.at[:, :2].add(0.1).at[:, 2:].add(0.3)  # mse 0.01 on the mask, 0.09 off it
+  lik = {"y": jnp.full((1, 1, 1, 1), 0.5)}
+  out = SystemOutput(x_hat=x_hat, x_hat_m=x_hat, likelihoods={"machine": lik, "human": {}})
+  _, metrics = losses.rate_distortion(out, x, m, trained_layer="machine", lam=0.05)
+  assert math.isclose(float(metrics["psnr_masked"]), 20.0, rel_tol=1e-5)
+  assert math.isclose(float(metrics["psnr"]), -10 * math.log10(0.05), rel_tol=1e-5)
 
 
 def test_human_layer_loss_uses_x_hat_and_human_rate():
@@ -57,6 +69,7 @@ def _state(system, config, shape=(16, 16, 3)):
   return optim.create_train_state(params, system.trainable_key(), config)
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_loss_decreases_and_quantiles_follow_only_the_aux_loss():
   sys.path.insert(0, str(HERE))
   from toy_system import ToySystem
@@ -94,6 +107,7 @@ def test_one_and_four_devices_give_same_update():
   assert res["param_change"] > 0  # the update did move the parameters
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_bfloat16_compute_keeps_float32_params_and_close_loss():
   sys.path.insert(0, str(HERE))
   from toy_system import ToySystem
