@@ -228,7 +228,7 @@ def _check_symbols(report, model, params, npz, out):
   report.check("dec/y_hat_eq_forward", bool(np.array_equal(np.asarray(y_hat),
                                                             np.asarray(out.y_hat))),
                "decompressed y_hat equals our eval forward's y_hat bit for bit")
-  x_hat = np.clip(np.asarray(model.apply({"params": params}, y_hat, method="synthesis")), 0, 1)
+  x_hat = np.clip(np.asarray(coding.call_method(model, params, "synthesis", y_hat)), 0, 1)
   if "cmp/x_hat" in npz or not npz.omitted("cmp/x_hat"):
     report.close("cmp/x_hat", x_hat, nhwc(npz["cmp/x_hat"]), RTOL)
   else:  # the set's own rule: "decompress() x_hat equals np.clip(fwd/x_hat, 0, 1) bit-exactly"

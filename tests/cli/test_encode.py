@@ -53,6 +53,7 @@ def test_encode_needs_a_checkpoint_or_random_init(photos, tmp_path, capsys):
   assert "--checkpoint DIR and --random-init" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_encode_and_decode_with_a_checkpoint_match_the_random_init_it_holds(photos, tmp_path,
                                                                             capsys):
   from icmh_jax.models import registry

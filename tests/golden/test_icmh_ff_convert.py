@@ -17,6 +17,7 @@ def golden_sds(reference_dir):
   return meta, golden.rebuild_state_dicts(meta, np.load(d / "icmh_ff_golden.npz"))
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_both_branches_convert_and_convert_back_to_the_same_parameters(golden_sds):
   meta, sds = golden_sds
   system = registry.get_system("icmh_ff", golden.model_config(meta))
@@ -31,6 +32,7 @@ def test_both_branches_convert_and_convert_back_to_the_same_parameters(golden_sd
   assert n == meta["param_counts"]["N32_m3"]["additional_ICA"]
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_branch_of_another_size_lists_shape_mismatches(golden_sds):
   meta, sds = golden_sds
   system = registry.get_system("icmh_ff", {**golden.model_config(meta), "num_slices_a": 2})

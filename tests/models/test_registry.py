@@ -68,6 +68,7 @@ def test_old_width_name_is_refused_naming_the_new_one():
     registry.get_system("sa_icm", {"N_m": 64})
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_checkpoint_meta_with_the_old_width_name_still_loads(tmp_path):
   from icmh_jax import params_io
   tiny = dict(N_machine=32, M=128, num_slices_m=2, num_slices_a=1, depths=(1,) * 6,

@@ -38,6 +38,7 @@ def _changed(a, b):
   return float(jnp.max(jnp.abs(a - b))) > 1e-3
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_slice_parameters_depend_only_on_supported_earlier_slices(inputs):
   """max_support_slices=1: slice 2 sees y_hat_0 but not y_hat_1 (reference:
   y_hat_slices[:max_support_slices], the first slices); no slice sees its own or later ones."""

@@ -57,6 +57,7 @@ def test_decompress_equals_clamped_forward_and_bytes_match_the_estimate(golden_m
   assert real_bytes >= 0.5 * est_bytes  # the estimate is a real rate, not a loose bound
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_image_of_any_size_is_padded_to_128_and_cropped_back(golden_model):
   model, params = golden_model
   system = golden_tcm.tcm_system(model)

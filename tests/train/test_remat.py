@@ -59,6 +59,7 @@ def _block_loss(block, enabled):
   return f
 
 
+@pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
 def test_checkpointed_block_keeps_the_gradients_and_only_its_input(capsys):
   block = ConvTransBlock(4, 4, head_dim=4, window_size=WS, shifted=True)
   x = jax.random.normal(jax.random.key(0), (2, 8, 12, 8))
