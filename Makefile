@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean
+.PHONY: demo study test test-slow install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m icmh_jax.demo --out demo_out
 
+study: $(STAMP)
+	$(BIN)/python -m icmh_jax.study --out study_out
+
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
@@ -27,4 +30,4 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out study_out

@@ -9,4 +9,6 @@ from icmh_jax import config_files
 def get_config(arg=None):
   # An additional LIC-TCM with N_a slices; decoder-side fusion y_hat = y_hat_m + pad(y_hat_a).
   # Loss: R(y_a) + R(z_a) + lam * 255**2 * mse(x, x_hat).
-  return config_files.human_layer_config("icmh_ff", arg)
+  return config_files.human_layer_config(
+      "icmh_ff", arg,
+      residual_context="none")  # "machine": Ch-ARM also sees y_hat_m (our extension)

@@ -1,0 +1,73 @@
+"""`make study`, shortened: every table parses and every bpp is the bytes of a file it wrote."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from icmh_jax import study
+from icmh_jax.evaluation import tables
+
+
+def test_plan_names_every_run_before_training(tmp_path):
+  machine, machine_dir, todo = study.plan_runs(study.PLANS["full"], str(tmp_path))
+  assert machine.system == "sa_icm" and machine.loss.lam == study.MACHINE_LAM
+  assert machine.loss.mask == "edges"
+  assert len(todo) == len(study.VARIANTS) * len(study.LAMS)
+  for v, lam, workdir, cfg in todo:
+    assert cfg.loss.lam == lam and cfg.data.batch_size == study.PLANS["full"]["batch"]
+    if v.residual_context is not None:
+      assert cfg.model.residual_context == v.residual_context
+    if v.family != "tcm":
+      assert cfg.model.num_slices_a == study.NA and cfg.base_checkpoint == machine_dir
+    # The largest λ trains from scratch; the others start from its weights.
+    first = lam == study.LAMS[0]
+    assert (cfg.init_from == "") == first
+    assert cfg.schedule.total_steps == study.PLANS["full"]["first_steps" if first else "next_steps"]
+
+
+def test_machine_criterion_reads_the_last_fifth_of_the_curve():
+  records = [{"step": s, "val/psnr_masked": p} for s, p in ((100, 20.0), (800, 23.0), (1000, 23.4))]
+  final, gain = study.machine_criterion(records, 1000)
+  assert final == 23.4 and gain == pytest.approx(0.4)
+  assert all(math.isnan(v) for v in study.machine_criterion([{"step": 5, "loss": 1.0}], 10))
+
+
+def test_verdict_needs_the_sign_and_the_margin():
+  assert study.verdict(-2.0, "").startswith("**reproduced**")
+  assert study.verdict(3.0, "").startswith("**not reproduced**")
+  assert "no difference" in study.verdict(-0.2, "")
+  assert study.verdict(math.nan, "curves do not overlap").startswith("**cannot be judged**")
+
+
+@pytest.mark.slow  # 25 tiny runs of a few steps and their evaluation: about 25 minutes cold
+def test_quick_study_tables_parse_and_every_bpp_is_the_bytes_of_its_file(tmp_path):
+  assert study.main(["--out", str(tmp_path), "--quick"]) == 0
+  for group in ("paper", "extension"):
+    d = tmp_path / "eval" / group
+    text = (d / "tables.md").read_text()
+    for block in text.split("\n\n"):
+      if "|" in block:
+        header, rows = tables.parse_table(block)
+        assert rows and all(len(r) == len(header) for r in rows)
+    with open(d / "per_image.csv") as f:
+      rows = list(csv.DictReader(f))
+    n_images = len({r["image"] for r in rows})
+    folders = sorted(p for p in (d / "bitstreams").iterdir())
+    assert len(rows) == len(folders) * n_images == 4 * (4 if group == "paper" else 2)
+    for i, r in enumerate(rows):
+      path = folders[i // n_images] / f"{r['image']}.icmh"
+      size = path.stat().st_size
+      assert int(r["bytes_total"]) == size
+      assert int(r["bytes_machine"]) + int(r["bytes_human"]) == size
+      pixels = int(r["height"]) * int(r["width"])
+      for layer in ("machine", "human", "total"):
+        assert float(r[f"bpp_{layer}"]) == pytest.approx(8 * int(r[f"bytes_{layer}"]) / pixels,
+                                                          rel=1e-9)
+  summary = json.loads((tmp_path / "study.json").read_text())
+  assert set(summary["results"]["bd"]) >= {"fr_icmh/psnr/bpp_human", "pr_vs_fr/psnr/bpp_human"}
+  report = (tmp_path / "report.md").read_text()
+  assert "--quick" in report and report.count("**") >= 14
+  for png in ("training.png", "fig6_psnr.png", "fig6_ms_ssim.png"):
+    assert (tmp_path / png).stat().st_size > 10_000
