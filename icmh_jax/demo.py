@@ -154,7 +154,7 @@ def rd_points_table(summary) -> str:
   rows = ["| system | N_a | λ | bpp machine | bpp human | bpp total | est. bpp total | PSNR (dB) "
           "| MS-SSIM | PSNR x̂m on edges (dB) |", "|---" * 10 + "|"]
   for r in summary["runs"]:
-    cells = [r["system"], r["na"], r["lam"]] + [
+    cells = [r["system"], "–" if r["na"] is None else r["na"], r["lam"]] + [
         "n/a" if r[k] is None or r[k] != r[k] else f"{r[k]:.4f}" for k in
         ("bpp_machine", "bpp_human", "bpp_total", "est_bpp_total", "psnr", "ms_ssim", "psnr_m_edge")]
     rows.append("| " + " | ".join(str(c) for c in cells) + " |")

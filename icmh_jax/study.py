@@ -103,6 +103,13 @@ def plan_runs(plan, out):
   return machine, machine_dir, todo
 
 
+def logged_seconds(workdir) -> float:
+  """The seconds a run's training loop logged (setup, data, train, eval, checkpoints) in the
+  process that finished it."""
+  last = [r for r in runs.read_metrics(workdir) if "time/train" in r][-1:]
+  return sum(v for k, v in last[0].items() if k.startswith("time/")) if last else 0.0
+
+
 def machine_criterion(records, steps):
   """(final val edge PSNR, gain over the last 20 % of steps) from SA-ICM's validation records."""
   val = [(r["step"], r["val/psnr_masked"]) for r in records if "val/psnr_masked" in r]
@@ -114,6 +121,7 @@ def machine_criterion(records, steps):
 
 
 def curve_points(summary, system, metric="psnr", rate="bpp_human"):
+  """(rates, qualities) of one system's RD points, by rate; empty when it was not run."""
   pts = sorted((r[rate], r[metric]) for r in summary["runs"] if r["system"] == system)
   return [p[0] for p in pts], [p[1] for p in pts]
 
@@ -123,19 +131,21 @@ def bd(summary_a, system_a, summary_t, system_t, *, metric="psnr", rate="bpp_hum
   from icmh_jax.evaluation import bdrate
   ra, qa = curve_points(summary_a, system_a, metric, rate)
   rt, qt = curve_points(summary_t, system_t, metric, rate)
+  if not ra or not rt:
+    return math.nan, "not run"
   try:
     return bdrate.bd_rate(ra, qa, rt, qt, method="pchip"), ""
   except ValueError as e:
     return math.nan, str(e)
 
 
-def verdict(value, note, better_is_negative=True):
+def verdict(value, note):
+  """The protocol's verdict on a BD-rate the paper says is negative (a saving)."""
   if value != value:
     return f"**cannot be judged** ({note})"
   if abs(value) < MARGIN:
     return f"**not reproduced** (no difference: {value:+.2f} %)"
-  good = value < 0 if better_is_negative else value > 0
-  return f"**{'reproduced' if good else 'not reproduced'}** ({value:+.2f} %)"
+  return f"**{'reproduced' if value < 0 else 'not reproduced'}** ({value:+.2f} %)"
 
 
 def machine_info() -> str:
@@ -225,17 +235,27 @@ def main(argv=None) -> int:
   p.add_argument("--out", default="study_out", help="output folder (default study_out)")
   p.add_argument("--quick", action="store_true",
                  help="a few steps per run: checks the pipeline in minutes, measures nothing")
+  p.add_argument("--variants", default=",".join(v.name for v in VARIANTS),
+                 help="the variants to train and evaluate (default: all); the report names the "
+                      "others as not run. Two calls with disjoint variants and --train-only can "
+                      "train side by side; a last call with all of them evaluates")
+  p.add_argument("--train-only", action="store_true", help="stop after training")
   args = p.parse_args(argv)
+  known = {v.name: v for v in VARIANTS}
+  names = [n.strip() for n in args.variants.split(",") if n.strip()]
+  if not names or any(n not in known for n in names):
+    p.error(f"--variants {args.variants!r}: choose among {', '.join(known)}")
   compilation_cache.enable()
   from icmh_jax.errors import IcmhError
   try:
-    return study(args.out, PLANS["quick" if args.quick else "full"], args.quick)
+    return study(args.out, PLANS["quick" if args.quick else "full"], args.quick,
+                 [known[n] for n in names], args.train_only)
   except IcmhError as e:
     print(f"study: error: {e}", file=sys.stderr)
     return 1
 
 
-def study(out, plan, quick) -> int:
+def study(out, plan, quick, variants=VARIANTS, train_only=False) -> int:
   os.makedirs(out, exist_ok=True)
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.ERROR)
@@ -246,13 +266,16 @@ def study(out, plan, quick) -> int:
   say("building the bundled data set (photos + Canny edge maps)")
   bundled.prepare(os.path.join(out, "data"), "canny", progress=True)
   machine, machine_dir, todo = plan_runs(plan, out)
+  todo = sorted((t for t in todo if t[0] in variants), key=lambda t: variants.index(t[0]))
   seconds = {"sa_icm": runs.train(machine, machine_dir, "SA-ICM", tag="study")[0]}
   for k, (v, lam, workdir, cfg) in enumerate(todo, start=1):
     say(f"run {k}/{len(todo)}")
     seconds[os.path.basename(workdir)] = runs.train(cfg, workdir, f"{v.label} λ={lam}",
                                                     base=machine, tag="study")[0]
   t_train = time.perf_counter() - t_all
-
+  if train_only:
+    say(f"trained {', '.join(v.name for v in variants)} in {t_train:.0f} s")
+    return 0
   say("evaluating every model with real bitstreams on the held-out photos")
   t = time.perf_counter()
   images = images_lib.load_images("bundled", data_dir=os.path.join(out, "data"),
@@ -261,22 +284,25 @@ def study(out, plan, quick) -> int:
   summaries = {}
   for group in ("paper", "extension"):
     dirs = [w for v, _, w, _ in todo if v.group == group]
-    summaries[group] = rd.evaluate_systems(rd.load_entries(dirs), images,
-                                           os.path.join(out, "eval", group), method="pchip")
+    summaries[group] = rd.evaluate_systems(
+        rd.load_entries(dirs), images, os.path.join(out, "eval", group),
+        method="pchip") if dirs else {"runs": [], "param_counts": {}, "n_images": len(images)}
   t_eval = time.perf_counter() - t
   timings = dict(train=t_train, evaluate=t_eval, total=time.perf_counter() - t_all,
-                 runs=seconds)
+                 runs=seconds, logged=sum(logged_seconds(w) for w in
+                                          [machine_dir] + [t[2] for t in todo]))
   figs = dict(training=training_figure(todo, machine_dir, os.path.join(out, "training.png")),
               fig6_psnr=rd_figure(summaries["paper"], summaries["extension"],
                                   os.path.join(out, "fig6_psnr.png")),
               fig6_ms_ssim=rd_figure(summaries["paper"], summaries["extension"],
                                      os.path.join(out, "fig6_ms_ssim.png"), "ms_ssim"))
   fig7 = summaries["paper"]["files"].get("fig7_psnr")
-  if fig7:
+  if fig7 and summaries["paper"]["runs"]:
     figs["fig7_psnr"] = shutil.copyfile(fig7, os.path.join(out, "fig7_psnr.png"))
   variance = float(np.mean([np.var(im.x) for im in images]))
   results = analyse(summaries, runs.read_metrics(machine_dir), plan, variance)
-  path = write_report(out, plan, quick, summaries, results, timings, figs)
+  missing = [v.label for v in VARIANTS if v not in variants]
+  path = write_report(out, plan, quick, summaries, results, timings, figs, missing)
   with open(os.path.join(out, "study.json"), "w") as f:
     json.dump(rd._json_safe(dict(plan=plan, lams=LAMS, na=NA, results=results,
                                  timings=timings)), f, indent=1)
@@ -321,7 +347,7 @@ def _pct(pair):
   return "n/a" if value != value else f"{value:+.2f} %"
 
 
-def write_report(out, plan, quick, summaries, res, timings, figs) -> str:
+def write_report(out, plan, quick, summaries, res, timings, figs, missing=()) -> str:
   from icmh_jax.demo import rd_points_table
   from icmh_jax.evaluation import tables
   paper = summaries["paper"]
@@ -333,7 +359,8 @@ def write_report(out, plan, quick, summaries, res, timings, figs) -> str:
       f"Produced by `{cmd}` (`make study`) on {machine_info()}, "
       f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Wall time: training "
       f"{timings['train'] / 60:.1f} min, evaluation {timings['evaluate'] / 60:.1f} min, total "
-      f"{timings['total'] / 60:.1f} min (runs reused from an earlier call count 0 s). "
+      f"{timings['total'] / 60:.1f} min (runs reused from an earlier call count 0 s; the training "
+      f"loops of all runs logged {timings['logged'] / 60:.1f} min). "
       "The protocol was fixed before the run: `docs/study/protocol.md`.", ""]
   if quick:
     lines += ["**`--quick`: a few steps per run. This checks the pipeline; none of the numbers "
@@ -342,7 +369,7 @@ def write_report(out, plan, quick, summaries, res, timings, figs) -> str:
       "## What ran", "",
       f"Tiny models (`configs/*.py:tiny`: N = 32, slices of 16 channels, one block per stage, "
       f"window 4), random {plan['crop']}² crops of the 10 bundled training photos, batch "
-      f"{plan['batch']}, Adam lr {plan['lr']:g} (x0.1 at 80 % of each run), clip 1.0. SA-ICM: "
+      f"{plan['batch']}, Adam lr {plan['lr']:g} (×0.1 at 80 % of each run), clip 1.0. SA-ICM: "
       f"λ = {MACHINE_LAM}, Canny edge-masked MSE, {plan['machine_steps']} steps. Each "
       f"human-layer system and LIC-TCM: λ = {LAMS[0]} from scratch for {plan['first_steps']} "
       f"steps, then λ = {', '.join(str(l) for l in LAMS[1:])} each fine-tuned from it for "
@@ -406,8 +433,10 @@ def write_report(out, plan, quick, summaries, res, timings, figs) -> str:
     lines.append(f"| {tables.SYSTEM_LABELS[base]} | " + " | ".join(
         _pct(e[f"{base}/{mt}/{rt}"]) for mt in ("psnr", "ms_ssim") for rt in ("bpp_human", "bpp_total"))
         + " |")
-  with open(paper["files"]["tables"]) as f:
-    tables_md = f.read()
+  tables_md = "(no paper system was run)"
+  if "files" in paper:
+    with open(paper["files"]["tables"]) as f:
+      tables_md = f.read()
   lines += [
       "", "## RD points (means over the held-out photos; bpp from the files' bytes)", "",
       "The paper's systems and LIC-TCM:", "", rd_points_table(paper), "",
@@ -418,7 +447,10 @@ def write_report(out, plan, quick, summaries, res, timings, figs) -> str:
       "", "![Fig. 6](fig6_psnr.png)", "", "![Fig. 6, MS-SSIM](fig6_ms_ssim.png)", ""]
   if "fig7_psnr" in figs:
     lines += [f"Fig. 7 (one N_a = {NA} in this study):", "", "![Fig. 7](fig7_psnr.png)", ""]
-  lines += ["## Not in this study", "",
+  lines += ["## Not in this study", ""]
+  if missing:
+    lines += [f"- Not run in this call (`--variants`): {', '.join(missing)}."]
+  lines += [
             "- N_a = 4 and 5 (the two-hour budget holds N_a = 3 only).",
             "- Training side by side with the PyTorch reference (see the note of the issue).", ""]
   path = os.path.join(out, "report.md")

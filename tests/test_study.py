@@ -41,7 +41,7 @@ def test_verdict_needs_the_sign_and_the_margin():
   assert study.verdict(math.nan, "curves do not overlap").startswith("**cannot be judged**")
 
 
-@pytest.mark.slow  # 25 tiny runs of a few steps and their evaluation: about 25 minutes cold
+@pytest.mark.slow  # 25 tiny runs of a few steps, each compiled, and their evaluation: ~50 min cold
 def test_quick_study_tables_parse_and_every_bpp_is_the_bytes_of_its_file(tmp_path):
   assert study.main(["--out", str(tmp_path), "--quick"]) == 0
   for group in ("paper", "extension"):
