@@ -23,8 +23,12 @@ demo: $(STAMP)
 study: $(STAMP)
 	$(BIN)/python -m icmh_jax.study --out study_out
 
+# Two workers: the suite is mostly single-threaded XLA compiles. A test file stays on one worker
+# (its module fixtures are built once).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
