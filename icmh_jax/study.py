@@ -10,9 +10,9 @@ the machine layer's quality and one verdict per claim of the paper.
   python -m icmh_jax.study --out study_out [--quick]
 
 Each λ curve starts from scratch at the largest λ; the smaller λ are fine-tuned from its weights
-(as LIC codecs usually are), so one compile and one long run serve four points. Re-running reuses
+(as LIC codecs usually are): one long run and three short ones per curve. Re-running reuses
 finished runs and resumes unfinished ones from their checkpoints. `--quick` is the same pipeline
-with a few steps per run (a test of the machinery, not a result).
+with a few steps per run (a test of the machinery, not a result; it still compiles every system).
 """
 
 import argparse
@@ -28,7 +28,7 @@ import time
 
 from icmh_jax import compilation_cache, runs
 
-# The protocol (docs/study/protocol.md); `quick` runs the same pipeline in minutes.
+# The protocol (docs/study/protocol.md); `quick` runs the same pipeline with a few steps per run.
 PLANS = {
     "full": dict(machine_steps=1200, first_steps=240, next_steps=120, batch=4, crop=128,
                  lr=1e-3, eval_crop=256, images=0, machine_evals=12),
@@ -216,11 +216,13 @@ def rd_figure(paper, extension, path, metric="psnr"):
     for s, color in styles.items():
       ax.plot(*curve_points(paper, s, metric, rate), "-o", ms=3, color=color,
               label=plots.SYSTEM_LABELS[s])
-    for s, base in EXTENSION_OF.items():
-      ax.plot(*curve_points(extension, base, metric, rate), ":^", ms=3, color=styles[base],
-              label=f"{plots.SYSTEM_LABELS[base]} + machine context (ours)")
-    ax.plot(*curve_points(paper, "tcm", metric, "bpp_total"), "--s", ms=3, color="tab:purple",
-            label="LIC-TCM stand-alone (its only layer)")
+    for base in EXTENSION_OF.values():
+      if curve_points(extension, base)[0]:
+        ax.plot(*curve_points(extension, base, metric, rate), ":^", ms=3, color=styles[base],
+                label=f"{plots.SYSTEM_LABELS[base]} + machine context (ours)")
+    if curve_points(paper, "tcm")[0]:
+      ax.plot(*curve_points(paper, "tcm", metric, "bpp_total"), "--s", ms=3, color="tab:purple",
+              label="LIC-TCM stand-alone (its only layer)")
     ax.set_title(f"{plots.METRIC_NAMES[metric]} vs bpp: {title}")
     ax.set_xlabel("bpp")
     ax.set_ylabel(plots.METRIC_NAMES[metric] + (" [dB]" if metric == "psnr" else ""))
