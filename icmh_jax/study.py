@@ -134,9 +134,13 @@ def bd(summary_a, system_a, summary_t, system_t, *, metric="psnr", rate="bpp_hum
   if not ra or not rt:
     return math.nan, "not run"
   try:
-    return bdrate.bd_rate(ra, qa, rt, qt, method="pchip"), ""
+    value = bdrate.bd_rate(ra, qa, rt, qt, method="pchip")
   except ValueError as e:
     return math.nan, str(e)
+  if value != value:
+    return value, (f"the curves do not overlap in quality: {system_a} {min(qa):.4g} to "
+                   f"{max(qa):.4g}, {system_t} {min(qt):.4g} to {max(qt):.4g}")
+  return value, ""
 
 
 def verdict(value, note):
@@ -344,6 +348,14 @@ def analyse(summaries, machine_records, plan, variance) -> dict:
   return res
 
 
+def _adds(summary, system, psnr_m) -> str:
+  rates, psnrs = curve_points(summary, system)
+  if not rates:
+    return f"{system} not run"
+  return (f"{system} {min(psnrs) - psnr_m:+.2f} to {max(psnrs) - psnr_m:+.2f} dB at "
+          f"{min(rates):.3f} to {max(rates):.3f} bpp")
+
+
 def _pct(pair):
   value, note = pair
   return "n/a" if value != value else f"{value:+.2f} %"
@@ -421,6 +433,9 @@ def write_report(out, plan, quick, summaries, res, timings, figs, missing=()) ->
               f"- machine layer: {m['bpp_machine']:.4f} bpp, edge PSNR {m['psnr_m_edge']:.2f} dB, "
               f"whole-image PSNR {m['psnr_m']:.2f} dB; residual energy "
               f"{res['residual_energy']:.3f} (1 = the machine layer explains nothing of x)",
+              "- what each human layer adds over the machine layer (PSNR range of its four points "
+              "vs the machine layer's whole-image PSNR; human-layer bpp range): "
+              + "; ".join(_adds(paper, s, m["psnr_m"]) for s in ("icmh_ff", "fr_icmh", "pr_icmh")),
               "- rate split (bpp machine / bpp human) per run: "
               + "; ".join(f"{k} {mb:.3f} / {hb:.3f}" for k, (mb, hb) in res["rate_split"].items()),
               ""]
