@@ -20,9 +20,7 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import time
 
@@ -121,9 +119,13 @@ def machine_criterion(records, steps):
 
 
 def curve_points(summary, system, metric="psnr", rate="bpp_human"):
-  """(rates, qualities) of one system's RD points, by rate; empty when it was not run."""
-  pts = sorted((r[rate], r[metric]) for r in summary["runs"] if r["system"] == system)
-  return [p[0] for p in pts], [p[1] for p in pts]
+  """(rates, qualities) of one system's RD points at the study's N_a (`tables.curves`), by rate;
+  empty when it was not run."""
+  from icmh_jax.evaluation import tables
+  name = {column: key for key, column in tables.RATES.items()}[rate]
+  points = tables.curves(summary["runs"], metric, name)
+  rates, qualities = points.get((system, None if system == "tcm" else NA), ((), ()))
+  return list(rates), list(qualities)
 
 
 def bd(summary_a, system_a, summary_t, system_t, *, metric="psnr", rate="bpp_human"):
@@ -153,20 +155,11 @@ def verdict(value, note):
 
 
 def machine_info() -> str:
-  model, flags = platform.processor() or "?", ""
-  try:
-    text = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-    for line in text.splitlines():
-      if line.startswith("Model name:"):
-        model = line.split(":", 1)[1].strip()
-      if line.startswith("Flags:"):
-        have = set(line.split(":", 1)[1].split())
-        flags = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in have)
-  except (OSError, subprocess.SubprocessError):
-    pass
-  import jax
-  return (f"{model} ({os.cpu_count()} CPUs; {flags or 'no AVX-512'}), {platform.system()}, "
-          f"Python {platform.python_version()}, jax {jax.__version__} on {jax.default_backend()}")
+  """The benchmarks' record of the machine (`harness.machine_info`), as one line."""
+  from icmh_jax.benchmarks import harness
+  m = harness.machine_info()
+  return (f"{m['cpu']} ({m['usable_cores']} usable cores; {', '.join(m['isa']) or 'no AVX'}), "
+          f"Python {m['python']}, jax {m['versions'].get('jax', '?')} on {m['backend']}")
 
 
 def training_figure(todo, machine_dir, path):
