@@ -49,6 +49,17 @@ def measure(name: str, fn: Callable[[], Any], *, repeats: int = 5, warmup: int =
   return Timing(name, statistics.median(runs), runs, first)
 
 
+def digest(array) -> str:
+  """A short fingerprint of an array's dtype, shape and bytes (sha256, 16 hex digits): what two
+  processes compare to show they saw the same data."""
+  import hashlib
+  import numpy as np
+  a = np.ascontiguousarray(array)
+  h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+  h.update(a.tobytes())
+  return h.hexdigest()[:16]
+
+
 def peak_rss_bytes() -> int:
   """This process's peak resident set size: Linux's VmHWM (of this address space: a process
   spawned by one with a large RSS starts from zero, unlike getrusage's ru_maxrss, which a child

@@ -1,5 +1,5 @@
-"""Side-by-side timings of the PyTorch LIC-TCM reference, for `icmh bench codec|train
---torch-reference DIR`.
+"""Side-by-side timings and training curves of the PyTorch LIC-TCM reference, for `icmh bench
+codec|train --torch-reference DIR` and `python -m icmh_jax.benchmarks.train_compare`.
 
 DIR is a local checkout of github:jmliu206/LIC_TCM (its `models/tcm.py` defines `TCM`); it needs
 torch (our optional `.[torch]` extra), compressai, timm and einops. Nothing of the reference is
@@ -16,6 +16,7 @@ import importlib
 import os
 import pathlib
 import sys
+import time
 
 import numpy as np
 
@@ -124,8 +125,8 @@ def _child(name, kwargs):
 
 
 def isolated(name: str, **kwargs) -> dict:
-  """Runs `time_codec` or `time_train_step` in a fresh child process (spawned: no JAX state, its
-  own allocator and threads) and returns its result plus the child's peak RSS."""
+  """Runs `time_codec`, `time_train_step` or `train_curves` in a fresh child process (spawned:
+  no JAX state, its own allocator and threads) and returns its result plus the child's peak RSS."""
   import multiprocessing
   with multiprocessing.get_context("spawn").Pool(1) as pool:
     return pool.apply(_child, (name, kwargs))
@@ -188,57 +189,120 @@ def time_codec(directory, N: int, M: int, height: int, width: int, repeats: int,
 
 
 def _rd_loss(out, x, lam: float):
-  """LIC_TCM train.py's MSE rate-distortion loss: bits per pixel + lam * 255² * mse."""
+  """LIC_TCM train.py's MSE rate-distortion loss: bits per pixel + lam * 255² * mse.
+
+  Returns:
+    (loss, bpp, mse) scalar tensors (loss carries the graph).
+  """
   import torch
   b, _, h, w = x.shape
   bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-np.log(2) * b * h * w)
-  return bpp + lam * 255 ** 2 * torch.mean((out["x_hat"] - x) ** 2)
+  mse = torch.mean((out["x_hat"] - x) ** 2)
+  return bpp + lam * 255 ** 2 * mse, bpp, mse
+
+
+def check_train_shape(batch: int, crop: int) -> None:
+  """Raises ConfigError unless the reference can train on batch x crop² crops."""
+  if batch < 1 or crop < _MIN_SIDE or crop % _MULTIPLE:
+    raise ConfigError(f"the reference needs batch >= 1 and crop a positive multiple of "
+                      f"{_MULTIPLE} >= {_MIN_SIDE}, got batch {batch}, crop {crop}")
+
+
+def _to_batch(u8: np.ndarray):
+  """uint8 [B, H, W, 3] -> float32 [B, 3, H, W] in [0, 1] (x / 255, as our train step)."""
+  import torch
+  x = torch.from_numpy(np.ascontiguousarray(u8)).permute(0, 3, 1, 2)
+  return x.float().div(255).contiguous()
+
+
+def _train_step_fn(net, *, lam: float, clip_norm: float, lr: float, aux_lr: float):
+  """LIC_TCM train.py's step on `net` (put in train mode), as `step(x) -> (loss, bpp, mse)`.
+
+  The step: forward, rate-distortion loss backward, gradient clipping at `clip_norm`, Adam (`lr`)
+  on every parameter but the factorized prior's `quantiles`, then the aux loss backward and its
+  own Adam (`aux_lr`) step on the `quantiles`. It returns the forward's metrics (detached), i.e.
+  those of the weights before the update, as our train step does.
+  """
+  import torch
+  net.train()
+  named = dict(net.named_parameters())
+  main = [p for n, p in sorted(named.items()) if not n.endswith(".quantiles")]
+  aux = [p for n, p in sorted(named.items()) if n.endswith(".quantiles")]
+  optimizer = torch.optim.Adam(main, lr=lr)
+  aux_optimizer = torch.optim.Adam(aux, lr=aux_lr) if aux else None
+
+  def step(x):
+    optimizer.zero_grad()
+    if aux_optimizer is not None:
+      aux_optimizer.zero_grad()
+    loss, bpp, mse = _rd_loss(net(x), x, lam)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
+    optimizer.step()
+    if aux_optimizer is not None:
+      net.aux_loss().backward()
+      aux_optimizer.step()
+    return loss.detach(), bpp.detach(), mse.detach()
+
+  return step
 
 
 def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
                     threads: int | None = None, *, M: int = 320, num_slices: int = 5,
-                    lam: float = LAM, clip_norm: float = 1.0, seed: int = 0,
-                    state_dict: dict | None = None) -> dict:
-  """Times one reference training step as LIC_TCM train.py takes it.
+                    lam: float = LAM, clip_norm: float = 1.0, lr: float = 1e-4,
+                    aux_lr: float = 1e-3, seed: int = 0, state_dict: dict | None = None) -> dict:
+  """Times one reference training step as LIC_TCM train.py takes it (`_train_step_fn`).
 
-  The step: forward, rate-distortion loss backward, gradient clipping at `clip_norm`, Adam on
-  every parameter but the factorized prior's `quantiles`, then the aux loss backward and its own
-  Adam step on the `quantiles`. The batch is the one `icmh bench train` uses (uniform uint8
-  pixels from numpy's default_rng(0)), [batch, 3, crop, crop] in [0, 1].
+  The batch is the one `icmh bench train` uses (uniform uint8 pixels from numpy's
+  default_rng(0)), [batch, 3, crop, crop] in [0, 1].
 
   Returns:
     dict(step_s, first_step_s, runs_s, images_per_s, threads).
   """
-  import torch
   TCM = load_reference(directory)
-  if batch < 1 or crop < _MIN_SIDE or crop % _MULTIPLE:
-    raise ConfigError(f"the reference needs batch >= 1 and crop a positive multiple of "
-                      f"{_MULTIPLE} >= {_MIN_SIDE}, got batch {batch}, crop {crop}")
+  check_train_shape(batch, crop)
   with _torch_threads(threads) as n_threads:
     net, weights = _build(TCM, N, M, num_slices, state_dict, seed)
-    net = net.train()
-    named = dict(net.named_parameters())
-    main = [p for n, p in sorted(named.items()) if not n.endswith(".quantiles")]
-    aux = [p for n, p in sorted(named.items()) if n.endswith(".quantiles")]
-    optimizer = torch.optim.Adam(main, lr=1e-4)
-    aux_optimizer = torch.optim.Adam(aux, lr=1e-3) if aux else None
-    u8 = np.random.default_rng(0).integers(0, 256, (batch, crop, crop, 3), dtype=np.uint8)
-    x = torch.from_numpy(u8).permute(0, 3, 1, 2).float().div(255).contiguous()
-
-    def one():
-      optimizer.zero_grad()
-      if aux_optimizer is not None:
-        aux_optimizer.zero_grad()
-      _rd_loss(net(x), x, lam).backward()
-      torch.nn.utils.clip_grad_norm_(net.parameters(), clip_norm)
-      optimizer.step()
-      if aux_optimizer is not None:
-        net.aux_loss().backward()
-        aux_optimizer.step()
-
-    t = harness.measure("torch_train_step", one, repeats=repeats, warmup=1)
+    step = _train_step_fn(net, lam=lam, clip_norm=clip_norm, lr=lr, aux_lr=aux_lr)
+    x = _to_batch(np.random.default_rng(0).integers(0, 256, (batch, crop, crop, 3), np.uint8))
+    t = harness.measure("torch_train_step", lambda: step(x), repeats=repeats, warmup=1)
   return dict(step_s=t.median_s, first_step_s=t.first_call_s, runs_s=t.runs_s,
               images_per_s=batch / t.median_s, threads=n_threads, weights=weights)
+
+
+def train_curves(directory, N: int, M: int, num_slices: int, batches, *, lam: float,
+                 clip_norm: float, lr: float, aux_lr: float, state_dict: dict | None = None,
+                 seed: int = 0, threads: int | None = None) -> dict:
+  """Trains the reference on `batches` (`_train_step_fn`, one step per batch) and records it.
+
+  Args:
+    directory: LIC_TCM checkout.
+    N, M, num_slices: the reference TCM's widths.
+    batches: an iterable (with len) of uint8 [B, H, W, 3] batches; picklable when this runs in
+      `isolated` (icmh_jax.benchmarks.train_compare.Batches redraws them in the child).
+    lam, clip_norm, lr, aux_lr: the loss and optimiser knobs of `_train_step_fn`.
+    state_dict: initial weights (`convert.tcm.to_reference`); None: the reference's own init.
+    threads: torch CPU threads (default: every usable core).
+  Returns:
+    dict(loss, bpp, mse, step_s, digests: one per step; wall_s, threads, weights), `digests`
+    being `harness.digest` of each batch as it was fed.
+  """
+  from tqdm import tqdm
+  TCM = load_reference(directory)
+  curves = {k: [] for k in ("loss", "bpp", "mse", "step_s", "digests")}
+  start = time.perf_counter()
+  with _torch_threads(threads) as n_threads:
+    net, weights = _build(TCM, N, M, num_slices, state_dict, seed)
+    step = _train_step_fn(net, lam=lam, clip_norm=clip_norm, lr=lr, aux_lr=aux_lr)
+    for u8 in tqdm(batches, desc="reference", unit="step", file=sys.stderr, dynamic_ncols=True):
+      check_train_shape(u8.shape[0], u8.shape[1])
+      t = time.perf_counter()
+      metrics = [float(v) for v in step(_to_batch(u8))]
+      curves["step_s"].append(time.perf_counter() - t)
+      for k, v in zip(("loss", "bpp", "mse"), metrics):
+        curves[k].append(v)
+      curves["digests"].append(harness.digest(u8))
+  return dict(**curves, wall_s=time.perf_counter() - start, threads=n_threads, weights=weights)
 
 
 def speedup(torch_s: float, jax_s: float) -> float:

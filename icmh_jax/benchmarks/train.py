@@ -48,7 +48,8 @@ def _torch_reference_knobs(args, config) -> dict | None:
     raise ConfigError(f"--torch-reference times LIC-TCM only (system tcm), got {config.system!r}")
   torch_reference.load_reference(args.torch_reference)
   return dict(N=config.model["N_machine"], M=config.model["M"], num_slices=config.model["num_slices_m"],
-              lam=config.loss.lam, clip_norm=config.optim.clip_norm)
+              lam=config.loss.lam, clip_norm=config.optim.clip_norm, lr=config.optim.lr,
+              aux_lr=config.optim.aux_lr)
 
 
 def run(args) -> dict:

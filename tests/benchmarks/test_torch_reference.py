@@ -112,15 +112,36 @@ def test_train_step_timing_steps_both_optimisers_once_per_call(tmp_path):
   del torch
 
 
+def test_train_curves_record_each_batch_fed_with_its_loss_terms(tmp_path):
+  pytest.importorskip("torch")
+  from icmh_jax.benchmarks import harness
+  root = _fake_checkout(tmp_path / "lic_tcm")
+  rng = np.random.default_rng(3)
+  batches = [rng.integers(0, 256, (2, 256, 256, 3), dtype=np.uint8) for _ in range(3)]
+  out = torch_reference.train_curves(root, 64, 320, 5, batches, lam=0.01, clip_norm=1.0, lr=1e-4,
+                                     aux_lr=1e-3, threads=1)
+  assert sys.modules["models.tcm"].CALLS["forward"] == 3
+  assert out["digests"] == [harness.digest(b) for b in batches]
+  assert all(len(out[k]) == 3 for k in ("loss", "bpp", "mse", "step_s"))
+  expected = np.add(out["bpp"], 0.01 * 255 ** 2 * np.array(out["mse"]))
+  np.testing.assert_allclose(out["loss"], expected, rtol=1e-5)
+  assert out["loss"][0] != out["loss"][1]  # other pixels, updated weights
+  with pytest.raises(ConfigError, match="crop 128"):
+    torch_reference.train_curves(root, 64, 320, 5, [batches[0][:, :128, :128]], lam=0.01,
+                                 clip_norm=1.0, lr=1e-4, aux_lr=1e-3, threads=1)
+
+
 def test_rd_loss_is_bits_per_pixel_plus_weighted_mse():
   torch = pytest.importorskip("torch")
   x = torch.zeros(2, 3, 4, 8)
   x_hat = torch.full_like(x, 0.1)
   likelihoods = {"y": torch.full((2, 5, 1, 2), 0.5), "z": torch.full((2, 3, 1, 1), 0.25)}
-  loss = torch_reference._rd_loss({"x_hat": x_hat, "likelihoods": likelihoods}, x, lam=0.01)
+  loss, bpp, mse = torch_reference._rd_loss({"x_hat": x_hat, "likelihoods": likelihoods}, x,
+                                            lam=0.01)
   bits = 2 * 5 * 2 * 1 + 2 * 3 * 2  # -log2(0.5) per y element, -log2(0.25) per z element
-  expected = bits / (2 * 4 * 8) + 0.01 * 255 ** 2 * 0.01
-  assert float(loss) == pytest.approx(expected, rel=1e-5)
+  assert float(bpp) == pytest.approx(bits / (2 * 4 * 8), rel=1e-5)
+  assert float(mse) == pytest.approx(0.01, rel=1e-5)
+  assert float(loss) == pytest.approx(bits / (2 * 4 * 8) + 0.01 * 255 ** 2 * 0.01, rel=1e-5)
 
 
 def test_reference_sizes_the_reference_cannot_code_are_refused(tmp_path):
