@@ -1,0 +1,126 @@
+"""train_compare: the gap arithmetic and argument checks (default suite), and a short side-by-side
+run against the real PyTorch reference (slow).
+
+The slow test needs torch and a LIC_TCM checkout: `$ICMH_TORCH_REFERENCE`, else
+`../shared/reference/lic_tcm` beside the repository; it is skipped where either is absent (CI).
+"""
+
+import json
+import math
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from icmh_jax.benchmarks import harness, torch_reference, train_compare
+from icmh_jax.errors import ConfigError
+
+
+def _curves(loss, bpp, mse):
+  return {"loss": loss, "bpp": bpp, "mse": mse}
+
+
+def test_gap_is_the_relative_difference_of_the_last_window_means():
+  # Only the last 2 steps count: the first step's values (9, 100, 50) are outside the window.
+  ours = _curves([9.0, 2.0, 4.0], [100.0, 1.0, 1.1], [50.0, 0.99, 0.99])
+  reference = _curves([0.0, 3.0, 3.0], [0.0, 1.0, 1.0], [0.0, 1.0, 1.0])
+  g = train_compare.gap(ours, reference, window=2)
+  assert g["loss"]["ours"] == 3.0 and g["loss"]["reference"] == 3.0
+  assert g["loss"]["relative"] == 0.0 and g["loss"]["within"]
+  assert g["bpp"]["relative"] == pytest.approx(0.05) and not g["bpp"]["within"]  # 1.05 / 1 - 1
+  assert g["mse"]["relative"] == pytest.approx(-0.01) and g["mse"]["within"]
+
+
+@pytest.mark.parametrize("window", [0, 4])
+def test_gap_window_outside_the_steps_run_raises(window):
+  three = _curves([1.0] * 3, [1.0] * 3, [1.0] * 3)
+  with pytest.raises(ConfigError, match=f"gap window {window} must be between 1 and"):
+    train_compare.gap(three, three, window)
+
+
+def test_moving_average_averages_what_exists_at_the_start():
+  np.testing.assert_allclose(train_compare.moving_average([2.0, 4.0, 6.0, 8.0], 2),
+                             [2.0, 3.0, 5.0, 7.0])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(steps=50), "--window between 1 and --steps"),  # the default window is 100 steps
+    (dict(steps=3, window=3, crop=128), "crop 128"),
+    (dict(steps=3, window=3, crop=320), "crop 320"),
+])
+def test_bad_arguments_are_refused_before_training(tmp_path, kwargs, message):
+  with pytest.raises(ConfigError, match=message):
+    train_compare.compare(tmp_path, tmp_path / "out", **kwargs)
+  assert not (tmp_path / "out").exists()
+
+
+def test_directory_that_is_not_a_checkout_exits_1(tmp_path, capsys):
+  argv = ["--torch-reference", str(tmp_path), "--out", str(tmp_path / "out"), "--steps", "3",
+          "--window", "3"]
+  assert train_compare.main(argv) == 1
+  assert "not a LIC_TCM checkout" in capsys.readouterr().err
+
+
+def _reference_dir() -> pathlib.Path:
+  repo = pathlib.Path(__file__).resolve().parents[2]
+  path = pathlib.Path(os.environ.get("ICMH_TORCH_REFERENCE") or
+                      repo.parent / "shared" / "reference" / "lic_tcm")
+  if not (path / "models" / "tcm.py").is_file():
+    pytest.skip(f"no LIC_TCM checkout at {path} (set ICMH_TORCH_REFERENCE)")
+  return path
+
+
+def _reference_bpp_draws(directory, config, batch_u8, draws: int) -> np.ndarray:
+  """The reference's train-mode bpp of `batch_u8` under `draws` noise draws (seeds 0..draws-1),
+  from the same initial weights as the run (`fresh_params` is deterministic in the seed)."""
+  import jax
+  import torch
+  from icmh_jax.convert import tcm as convert_tcm
+  from icmh_jax.models import registry
+  from icmh_jax.train import loop
+  params = loop.fresh_params(registry.get_system(config.system, config.model), config)
+  m = config.model
+  net, _ = torch_reference._build(torch_reference.load_reference(directory), m.N_machine, m.M,
+                                  m.num_slices_m,
+                                  convert_tcm.to_reference(jax.device_get(params["base"])), 0)
+  x = torch_reference._to_batch(batch_u8)
+  out = []
+  with torch.no_grad():
+    for seed in range(draws):
+      torch.manual_seed(seed)
+      out.append(float(torch_reference._rd_loss(net.train()(x), x, config.loss.lam)[1]))
+  return np.asarray(out)
+
+
+@pytest.mark.slow
+def test_both_sides_start_from_the_same_weights_on_the_same_batches(tmp_path):
+  pytest.importorskip("torch")
+  directory = _reference_dir()
+  steps, batch, crop = 3, 1, 256  # the smallest run the reference trains on
+  train_compare.compare(directory, tmp_path, steps=steps, N=32, batch=batch, crop=crop,
+                        window=steps, torch_threads=1)
+  doc = json.loads((tmp_path / "train_compare.json").read_text())
+  assert (tmp_path / "train_compare.png").stat().st_size > 10_000
+  ours, ref = doc["ours"], doc["reference"]
+  # (a) Each side hashed what it was fed (the reference redrew the batches in its own process).
+  batches = list(train_compare.Batches(steps, batch, crop, seed=0))
+  assert ours["digests"] == ref["digests"] == [harness.digest(b) for b in batches]
+  assert doc["same_batches"] and len(set(ours["digests"])) == steps
+  # (c) Every curve has a finite value per step.
+  for side in (ours, ref):
+    for k in (*train_compare.METRICS, "step_s"):
+      assert len(side[k]) == steps and all(math.isfinite(v) for v in side[k])
+  # (b) Step 1 is the initial weights on batch 0. x_hat comes from rounded latents in training
+  # too (noise enters only the rates), so its mse is the same computation on both sides: float32
+  # tolerance (seen: 1e-7 relative).
+  assert ours["mse"][0] == pytest.approx(ref["mse"][0], rel=1e-4)
+  # The rates differ by the independent U(-1/2, 1/2) draws only: the difference of two draws has
+  # standard deviation sqrt(2) sigma, sigma estimated from 8 draws on the reference (about 0.3 %
+  # of the bpp at batch 1); 5 sqrt(2) sigma-hat is exceeded with probability 2e-3 (t, 7 dof).
+  config = train_compare.make_config(32, batch, crop, steps, doc["config"]["lam"], seed=0)
+  draws = _reference_bpp_draws(directory, config, batches[0], draws=8)
+  sigma = float(np.std(draws, ddof=1))
+  assert 0 < sigma < 0.01 * np.mean(draws)  # the bound below is tight enough to mean something
+  assert abs(ours["bpp"][0] - ref["bpp"][0]) <= 5 * math.sqrt(2) * sigma
+  assert abs(ours["bpp"][0] - np.mean(draws)) <= 5 * sigma * math.sqrt(1 + 1 / 8)
