@@ -64,7 +64,7 @@ def run(args) -> dict:
   system = registry.get_system(config.system, config.model)
   mesh = step_lib.make_mesh()
   params = loop.fresh_params(system, config)
-  state = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key(), config))(
+  state = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key()))(
       step_lib.replicate(params, mesh))
   rng = np.random.default_rng(0)
   local = {"image": rng.integers(0, 256, (args.batch, args.crop, args.crop, 3), dtype=np.uint8),

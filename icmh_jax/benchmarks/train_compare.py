@@ -81,7 +81,7 @@ def train_ours(system, config, params, batches) -> dict:
   from icmh_jax.train import loop, optim, step as step_lib
   start = time.perf_counter()
   mesh = step_lib.make_mesh()
-  state = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key(), config))(
+  state = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key()))(
       step_lib.replicate(params, mesh))
   key_data = jax.device_get(jax.random.key_data(jax.random.key(config.seed + 1)))
   key = jax.random.wrap_key_data(step_lib.replicate(key_data, mesh))

@@ -58,6 +58,14 @@ class System:
   def __repr__(self):
     return f"{type(self).__name__}({self.name!r}, {self.config})"
 
+  # Equal by value: two systems of one name and config build the same modules, so a jitted step
+  # traced for one serves the other (train.step caches its steps by system).
+  def __eq__(self, other):
+    return type(self) is type(other) and (self.name, self.config) == (other.name, other.config)
+
+  def __hash__(self):
+    return hash((type(self), self.name, repr(sorted(self.config.items()))))
+
 
   @property
   def base(self) -> nn.Module:

@@ -57,7 +57,7 @@ def load_sources(config):
 def abstract_state(system, config, mesh):
   """The TrainState's shapes, dtypes and (replicated) shardings, without computing anything."""
   shape = (1, config.data.crop, config.data.crop, 3)
-  fn = lambda key: optim.create_train_state(system.init(key, shape), system.trainable_key(), config)
+  fn = lambda key: optim.create_train_state(system.init(key, shape), system.trainable_key())
   repl = step_lib.replicated(mesh)
   abstract = jax.eval_shape(fn, jax.random.key(0))
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=repl), abstract)
@@ -96,7 +96,7 @@ def restore_or_init(mngr, system, config, mesh):
     params, _ = params_io.load_params(config.init_from, like=abstract.params)
   else:
     params = fresh_params(system, config)
-  create = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key(), config),
+  create = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key()),
                    out_shardings=repl)
   state = create(step_lib.replicate(params, mesh))
   key_data = jax.device_get(jax.random.key_data(jax.random.key(config.seed + 1)))

@@ -10,7 +10,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from icmh_jax.layers import remat
@@ -40,6 +40,13 @@ def _cast(tree, dtype):
   return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
 
 
+def _pmean_flat(tree):
+  """pmean over "data" of the raveled tree [P] as ONE all-reduce. Per-leaf all-reduces (one per
+  use of a weight, as autodiff transposes each broadcast of a replicated weight) were 2528 in the
+  N = 64 step, and XLA CPU's all-reduce combiner spent minutes of its compile on them."""
+  return jax.lax.pmean(ravel_pytree(tree)[0], AXIS)
+
+
 def _forward(system, params, x, keys, dtype):
   """Per-example forward (vmapped over examples so each one's noise comes from its own key)."""
   def one(xi, key):
@@ -63,90 +70,104 @@ def remat_enabled(config) -> bool:
   return model.get("N", model.get("N_machine", 0)) >= REMAT_FROM_WIDTH
 
 
-def train_step(state: optim.TrainState, batch, rng, lam=None, *, system, config):
+def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
+               clip_norm: float, compute_dtype: str, remat_blocks: bool):
   """One update on this device's share of the batch (call inside shard_map over "data").
 
   Args:
     state: replicated TrainState.
     batch: {"image": [b, H, W, 3] uint8 or float in [0, 1], "edges": [b, H, W] (mask "edges")}.
     rng: replicated PRNG key of the run (the step is folded in here).
-    lam: the rate-distortion λ as a (traced) scalar; default `config.loss.lam`.
+    hyper: `optim.hyper(config)` (traced: λ, learning rate and its schedule).
     system: a `System` (registry).
-    config: the run config (loss, optim, compute_dtype).
+    mask, clip_norm, compute_dtype, remat_blocks: the run's `loss.mask`, `optim.clip_norm`,
+      `compute_dtype`, `remat_enabled(config)` (see `step_knobs`).
 
   Returns:
     (new state, metrics) with metrics averaged over the global batch: loss, bpp/<layer>, mse, psnr,
     aux, lr, grad_norm.
   """
   x = _images(batch)
-  m = losses.distortion_mask(batch, config.loss.mask, x)
+  m = losses.distortion_mask(batch, mask, x)
   key = system.trainable_key()
   step_rng = jax.random.fold_in(rng, state.step)
   keys = jax.vmap(lambda i: jax.random.fold_in(step_rng, i))(_global_index(x.shape[0]))
-  dtype = jnp.dtype(config.get("compute_dtype", "float32"))
+  dtype = jnp.dtype(compute_dtype)
 
   def loss_fn(trainable):
     params = {**state.params, key: trainable}
     out = _forward(system, params, x, keys, dtype)
     return losses.rate_distortion(out, x, m, trained_layer=system.trained_layer,
-                                  lam=config.loss.lam if lam is None else lam)
+                                  lam=hyper["lam"])
 
   def aux_fn(trainable):
     return system.aux_loss({**state.params, key: trainable})
 
   trainable = state.params[key]
-  with remat.checkpoint_blocks(remat_enabled(config)):
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+  # The gradient is taken with respect to a per-device ("varying") copy, so it stays this
+  # device's and is averaged below in one all-reduce, not summed at every use of a weight.
+  with remat.checkpoint_blocks(remat_blocks):
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        jax.lax.pcast(trainable, (AXIS,), to="varying"))
+  # The aux loss reads only the replicated quantiles: the same on every device, no reduction.
   aux, aux_grads = jax.value_and_grad(aux_fn)(trainable)
-  grads, aux_grads = jax.lax.pmean((grads, aux_grads), AXIS)
-  grad_norm = optax.tree.norm(grads)
-  # Like LIC_TCM: clip all gradients of the main loss; the quantiles then step on the clipped
-  # main-loss gradient plus the aux gradient (PyTorch accumulates both before aux_optimizer.step).
-  grads = jax.tree.map(lambda g: g * jnp.minimum(1.0, config.optim.clip_norm / (grad_norm + 1e-12)),
-                       grads)
-  main_tx, aux_tx = optim.make_optimizers(config)
-  updates, opt_state = main_tx.update(grads, state.opt_state, trainable)
-  trainable = optax.apply_updates(trainable, updates)
-  aux_updates, aux_opt_state = aux_tx.update(jax.tree.map(jnp.add, grads, aux_grads),
-                                             state.aux_opt_state, trainable)
-  trainable = optax.apply_updates(trainable, aux_updates)
-  metrics = jax.lax.pmean({**metrics, "aux": aux}, AXIS)
-  metrics.update(lr=optim.lr_schedule(config)(state.step), grad_norm=grad_norm)
+  trainable, opt_state, aux_opt_state, grad_norm, lr = optim.update(
+      trainable, state.opt_state, state.aux_opt_state, _pmean_flat(grads), aux_grads, hyper,
+      state.step, clip_norm)
+  names = sorted(metrics)
+  means = jax.lax.pmean(jnp.stack([metrics[k] for k in names]), AXIS)
+  metrics = {**{k: means[i] for i, k in enumerate(names)}, "aux": aux, "lr": lr,
+             "grad_norm": grad_norm}
   new = state.replace(step=state.step + 1, params={**state.params, key: trainable},
                       opt_state=opt_state, aux_opt_state=aux_opt_state)
   return new, metrics
 
 
-def eval_step(params, batch, lam=None, *, system, config):
+def eval_step(params, batch, hyper, *, system, mask: str):
   """Eval-mode (rounded latents) estimate of the loss metrics on this device's share of a batch."""
   x = _images(batch)
-  m = losses.distortion_mask(batch, config.loss.mask, x)
+  m = losses.distortion_mask(batch, mask, x)
   out = system.apply(params, x, train=False)
   _, metrics = losses.rate_distortion(out, x, m, trained_layer=system.trained_layer,
-                                      lam=config.loss.lam if lam is None else lam)
+                                      lam=hyper["lam"])
   return jax.lax.pmean(metrics, AXIS)
+
+
+def step_knobs(config) -> dict:
+  """What of a run config shapes the traced step (everything else of it is `optim.hyper`)."""
+  return dict(mask=config.loss.mask, clip_norm=float(config.optim.clip_norm),
+              compute_dtype=str(config.get("compute_dtype", "float32")),
+              remat_blocks=remat_enabled(config))
+
+
+# One traced and compiled step per (mesh, system, knobs) in a process: the runs of a study (other
+# λ, learning rates, schedules) reuse it instead of tracing again.
+@functools.lru_cache(maxsize=16)
+def _jitted_train_step(mesh: Mesh, system, knobs: tuple):
+  fn = functools.partial(train_step, system=system, **dict(knobs))
+  sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P(), P()), out_specs=(P(), P()))
+  return jax.jit(sharded, donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_eval_step(mesh: Mesh, system, mask: str):
+  fn = functools.partial(eval_step, system=system, mask=mask)
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=P()))
 
 
 def make_train_step(mesh: Mesh, *, system, config):
   """`step(state, batch, rng) -> (state, metrics)`: jit of shard_map, batch on P("data"), state
-  replicated and donated."""
-  fn = functools.partial(train_step, system=system, config=config)
-  sharded = jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P(), P()), out_specs=(P(), P()))
-  return _with_lam(jax.jit(sharded, donate_argnums=0), mesh, config)
+  replicated and donated; the run's `optim.hyper(config)` goes in as an argument."""
+  jitted = _jitted_train_step(mesh, system, tuple(sorted(step_knobs(config).items())))
+  h = replicate(optim.hyper(config), mesh)
+  return lambda state, batch, rng: jitted(state, batch, rng, h)
 
 
 def make_eval_step(mesh: Mesh, *, system, config):
   """`eval(params, batch) -> metrics`, batch on P("data"), params replicated."""
-  fn = functools.partial(eval_step, system=system, config=config)
-  return _with_lam(jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P()),
-                                         out_specs=P())), mesh, config)
-
-
-def _with_lam(jitted, mesh: Mesh, config):
-  # λ enters as an argument, not a constant, so runs that differ only in λ (the paper's grid)
-  # compile to the same program and share it through JAX's persistent compilation cache.
-  lam = replicate(np.float32(config.loss.lam), mesh)
-  return lambda *args: jitted(*args, lam)
+  jitted = _jitted_eval_step(mesh, system, config.loss.mask)
+  h = replicate(optim.hyper(config), mesh)
+  return lambda params, batch: jitted(params, batch, h)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

@@ -82,3 +82,11 @@ def test_checkpoint_meta_with_the_old_width_name_still_loads(tmp_path):
     np.testing.assert_array_equal(a, b)
   with pytest.raises(ConfigError, match="both N_m and N_machine"):
     config.upgrade_meta({"model": {"N_m": 1, "N_machine": 2}})
+
+
+def test_systems_are_equal_by_name_and_config():
+  """Equal systems build the same modules, so train.step serves both from one traced step."""
+  a, b = registry.get_system("fr_icmh", {"N": 64}), registry.get_system("fr_icmh", {"N": 64})
+  assert a is not b and a == b and hash(a) == hash(b)
+  assert a != registry.get_system("fr_icmh", {"N": 96})
+  assert a != registry.get_system("icmh_ff", {"N": 64})

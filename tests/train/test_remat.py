@@ -88,7 +88,7 @@ def test_tiny_tcm_train_step_is_the_same_under_remat():
   for enabled in (False, True):
     config.remat = enabled
     state = optim.create_train_state(system.init(jax.random.key(0), (64, 64, 3)),
-                                     system.trainable_key(), config)
+                                     system.trainable_key())
     train = step.make_train_step(step.make_mesh(jax.devices()[:1]), system=system, config=config)
     runs[enabled] = train(state, {"image": x}, jax.random.key(1))
   (s0, m0), (s1, m1) = runs[False], runs[True]

@@ -66,7 +66,7 @@ def test_human_layer_loss_uses_x_hat_and_human_rate():
 
 def _state(system, config, shape=(16, 16, 3)):
   params = system.init(jax.random.key(0), shape)
-  return optim.create_train_state(params, system.trainable_key(), config)
+  return optim.create_train_state(params, system.trainable_key())
 
 
 @pytest.mark.slow  # moved out of the default suite (its 5-minute budget)
@@ -123,3 +123,28 @@ def test_bfloat16_compute_keeps_float32_params_and_close_loss():
   (l32, _), (l16, s16) = results["float32"], results["bfloat16"]
   assert l16 != l32 and math.isclose(l16, l32, rel_tol=3e-2)
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(s16.params))
+
+
+def test_runs_differing_in_lam_and_schedule_share_one_traced_step():
+  """λ, learning rates and milestones are arguments: a second run (a study's next λ, its
+  fine-tuning schedule) reuses the first one's traced and compiled step, with its own values."""
+  sys.path.insert(0, str(HERE))
+  from toy_system import ToySystem
+  mesh = step.make_mesh(jax.devices()[:1])
+  x = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+  first, second = toy_config(lr=1e-3), toy_config(lr=1e-2)
+  second.loss.lam, second.schedule.milestones, second.optim.aux_lr = 0.05, (0, 5, 9), 1e-2
+  before = step._jitted_train_step.cache_info()
+  seen = []
+  for config in (first, second):
+    # A fresh, equal system per run, as a study builds one per run.
+    train = step.make_train_step(mesh, system=ToySystem(), config=config)
+    state, metrics = train(_state(ToySystem(), config), {"image": x}, jax.random.key(1))
+    seen.append({k: float(metrics[k]) for k in ("loss", "lr")})
+  after = step._jitted_train_step.cache_info()
+  assert after.hits - before.hits >= 1 and after.misses - before.misses <= 1
+  jitted = step._jitted_train_step(mesh, ToySystem(), tuple(sorted(step.step_knobs(first).items())))
+  assert jitted._cache_size() == 1  # one trace served both runs
+  assert math.isclose(seen[0]["lr"], 1e-3, rel_tol=1e-6)
+  assert math.isclose(seen[1]["lr"], 1e-2 * 0.1, rel_tol=1e-6)  # milestone 0 already passed
+  assert seen[0]["loss"] != seen[1]["loss"]  # λ 0.01 vs 0.05 on the same batch and weights

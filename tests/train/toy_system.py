@@ -60,6 +60,12 @@ class ToySystem:
   def __init__(self, C=8):
     self.name, self.module = "toy", ToyCodec(C)
 
+  def __eq__(self, other):  # by value, as System: equal systems share a traced step
+    return type(other) is ToySystem and other.module.C == self.module.C
+
+  def __hash__(self):
+    return hash(("toy", self.module.C))
+
   def trainable_key(self):
     return "base"
 
