@@ -41,10 +41,12 @@ def _cast(tree, dtype):
 
 
 def _pmean_flat(tree):
-  """pmean over "data" of the raveled tree [P] as ONE all-reduce. Per-leaf all-reduces (one per
-  use of a weight, as autodiff transposes each broadcast of a replicated weight) were 2528 in the
-  N = 64 step, and XLA CPU's all-reduce combiner spent minutes of its compile on them."""
-  return jax.lax.pmean(ravel_pytree(tree)[0], AXIS)
+  """(pmean over "data" of the raveled tree [P], unravel) with ONE all-reduce. Per-leaf
+  all-reduces (one per use of a weight, as autodiff transposes each broadcast of a replicated
+  weight) were 2528 in the N = 64 step, and XLA CPU's all-reduce combiner spent minutes of its
+  compile on them."""
+  flat, unravel = ravel_pytree(tree)
+  return jax.lax.pmean(flat, AXIS), unravel
 
 
 def _forward(system, params, x, keys, dtype):
@@ -111,13 +113,12 @@ def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
         jax.lax.pcast(trainable, (AXIS,), to="varying"))
   # The aux loss reads only the replicated quantiles: the same on every device, no reduction.
   aux, aux_grads = jax.value_and_grad(aux_fn)(trainable)
+  grads, _ = _pmean_flat(grads)
   trainable, opt_state, aux_opt_state, grad_norm, lr = optim.update(
-      trainable, state.opt_state, state.aux_opt_state, _pmean_flat(grads), aux_grads, hyper,
-      state.step, clip_norm)
-  names = sorted(metrics)
-  means = jax.lax.pmean(jnp.stack([metrics[k] for k in names]), AXIS)
-  metrics = {**{k: means[i] for i, k in enumerate(names)}, "aux": aux, "lr": lr,
-             "grad_norm": grad_norm}
+      trainable, state.opt_state, state.aux_opt_state, grads, aux_grads, hyper, state.step,
+      clip_norm)
+  means, unravel = _pmean_flat(metrics)
+  metrics = {**unravel(means), "aux": aux, "lr": lr, "grad_norm": grad_norm}
   new = state.replace(step=state.step + 1, params={**state.params, key: trainable},
                       opt_state=opt_state, aux_opt_state=aux_opt_state)
   return new, metrics
