@@ -66,7 +66,6 @@ class System:
   def __hash__(self):
     return hash((type(self), self.name, repr(sorted(self.config.items()))))
 
-
   @property
   def base(self) -> nn.Module:
     """The machine codec module, built on first use."""
