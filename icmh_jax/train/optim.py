@@ -44,11 +44,6 @@ def _is_aux(path) -> bool:
   return getattr(path[-1], "key", getattr(path[-1], "name", "")) == AUX_PARAM
 
 
-def param_labels(tree):
-  """"aux" for each `quantiles` leaf, "main" for every other leaf of `tree`."""
-  return jax.tree_util.tree_map_with_path(lambda p, _: "aux" if _is_aux(p) else "main", tree)
-
-
 def aux_indices(tree) -> np.ndarray:
   """Positions [Q] of the quantiles' elements in `ravel_pytree(tree)`, in `aux_vector` order."""
   spans, start = [], 0
@@ -89,12 +84,6 @@ def learning_rate(h, step):
   for i in range(MAX_MILESTONES):
     lr = lr * jnp.where(step >= h["milestones"][i], h["gamma"], jnp.float32(1))
   return lr
-
-
-def lr_schedule(config) -> optax.Schedule:
-  """The learning rate at a step of a run of `config`."""
-  h = hyper(config)
-  return lambda step: learning_rate(h, step)
 
 
 def adam() -> optax.GradientTransformation:
