@@ -1,8 +1,8 @@
 """train_compare: the gap arithmetic and argument checks (default suite), and a short side-by-side
 run against the real PyTorch reference (slow).
 
-The slow test needs torch and a LIC_TCM checkout: `$ICMH_TORCH_REFERENCE`, else
-`../shared/reference/lic_tcm` beside the repository; it is skipped where either is absent (CI).
+The slow test needs torch and a LIC_TCM checkout named by `$ICMH_TORCH_REFERENCE` (the test reads
+nothing outside the repository unless told); it is skipped where either is absent (CI).
 """
 
 import json
@@ -63,9 +63,10 @@ def test_directory_that_is_not_a_checkout_exits_1(tmp_path, capsys):
 
 
 def _reference_dir() -> pathlib.Path:
-  repo = pathlib.Path(__file__).resolve().parents[2]
-  path = pathlib.Path(os.environ.get("ICMH_TORCH_REFERENCE") or
-                      repo.parent / "shared" / "reference" / "lic_tcm")
+  given = os.environ.get("ICMH_TORCH_REFERENCE")
+  if not given:
+    pytest.skip("set ICMH_TORCH_REFERENCE to a LIC_TCM checkout to run it")
+  path = pathlib.Path(given)
   if not (path / "models" / "tcm.py").is_file():
     pytest.skip(f"no LIC_TCM checkout at {path} (set ICMH_TORCH_REFERENCE)")
   return path
