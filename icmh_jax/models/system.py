@@ -102,6 +102,16 @@ class System:
     """The params subtree the optimiser sees: "base" (tcm, sa_icm) or "additional"."""
     return "additional" if self.has_additional else "base"
 
+  def noise_shapes(self, image_shape) -> dict:
+    """Shapes {"y": (h, w, M), "z": (h', w', z_channels)} of one example's training noise for
+    the trained codec, given an input [..., H, W, 3]: y at 1/16 and z at 1/64 of the image
+    (each stride-2 stage rounds up)."""
+    codec = self.additional if self.has_additional else self.base
+    height, width = tuple(image_shape)[-3:-1]
+    down = lambda n, f: -(-n // f)
+    return {"y": (down(height, 16), down(width, 16), codec.M),
+            "z": (down(height, 64), down(width, 64), codec.z_channels)}
+
   @property
   def machine_context(self) -> bool:
     """Whether the additional Ch-ARM also sees the machine latent y_hat_m (`residual_context=

@@ -49,12 +49,17 @@ def _pmean_flat(tree):
   return jax.lax.pmean(flat, AXIS), unravel
 
 
-def _forward(system, params, x, keys, dtype):
-  """Per-example forward (vmapped over examples so each one's noise comes from its own key)."""
-  def one(xi, key):
-    return system.apply(_cast(params, dtype), xi[None].astype(dtype), train=True, rng=key)
-  out = jax.vmap(one)(x, keys)
-  return out.replace(x_hat=out.x_hat[:, 0], x_hat_m=out.x_hat_m[:, 0])
+def _training_noise(system, keys, image_shape, dtype):
+  """U(-½, ½) noise {"y", "z"} [b, ...] for the trained codec, example i's drawn from keys[i]
+  alone (so it does not depend on how the batch is split over devices). Only the draws are
+  vmapped: the network runs once on the whole batch."""
+  shapes = system.noise_shapes(image_shape)
+
+  def one(key):
+    ky, kz = jax.random.split(key)
+    return {"y": jax.random.uniform(ky, shapes["y"], dtype, -0.5, 0.5),
+            "z": jax.random.uniform(kz, shapes["z"], dtype, -0.5, 0.5)}
+  return jax.vmap(one)(keys)
 
 
 REMAT_FROM_WIDTH = 128
@@ -95,10 +100,11 @@ def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
   step_rng = jax.random.fold_in(rng, state.step)
   keys = jax.vmap(lambda i: jax.random.fold_in(step_rng, i))(_global_index(x.shape[0]))
   dtype = jnp.dtype(compute_dtype)
+  noise = _training_noise(system, keys, x.shape[1:], dtype)
 
   def loss_fn(trainable):
-    params = {**state.params, key: trainable}
-    out = _forward(system, params, x, keys, dtype)
+    params = _cast({**state.params, key: trainable}, dtype)
+    out = system.apply(params, x.astype(dtype), train=True, noise=noise)
     return losses.rate_distortion(out, x, m, trained_layer=system.trained_layer,
                                   lam=hyper["lam"])
 

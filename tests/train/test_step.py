@@ -134,6 +134,9 @@ def test_runs_differing_in_lam_and_schedule_share_one_traced_step():
   x = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
   first, second = toy_config(lr=1e-3), toy_config(lr=1e-2)
   second.loss.lam, second.schedule.milestones, second.optim.aux_lr = 0.05, (0, 5, 9), 1e-2
+  knobs = tuple(sorted(step.step_knobs(first).items()))
+  # Earlier tests in this process may have traced this system at other shapes.
+  traces_before = step._jitted_train_step(mesh, ToySystem(), knobs)._cache_size()
   before = step._jitted_train_step.cache_info()
   seen = []
   for config in (first, second):
@@ -143,8 +146,8 @@ def test_runs_differing_in_lam_and_schedule_share_one_traced_step():
     seen.append({k: float(metrics[k]) for k in ("loss", "lr")})
   after = step._jitted_train_step.cache_info()
   assert after.hits - before.hits >= 1 and after.misses - before.misses <= 1
-  jitted = step._jitted_train_step(mesh, ToySystem(), tuple(sorted(step.step_knobs(first).items())))
-  assert jitted._cache_size() == 1  # one trace served both runs
+  traces = step._jitted_train_step(mesh, ToySystem(), knobs)._cache_size() - traces_before
+  assert traces <= 1  # one trace served both runs
   assert math.isclose(seen[0]["lr"], 1e-3, rel_tol=1e-6)
   assert math.isclose(seen[1]["lr"], 1e-2 * 0.1, rel_tol=1e-6)  # milestone 0 already passed
   assert seen[0]["loss"] != seen[1]["loss"]  # λ 0.01 vs 0.05 on the same batch and weights

@@ -36,13 +36,15 @@ class ToyCodec(nn.Module):
   C: int = 8
 
   @nn.compact
-  def __call__(self, x, train: bool = False):
+  def __call__(self, x, train: bool = False, noise=None):
     y = nn.Conv(self.C, (4, 4), strides=4, name="g_a")(x - 0.5)
     z = nn.Conv(self.C, (2, 2), strides=2, name="h_a")(y)
-    if train:
+    if train and noise is None:
       ky, kz = jax.random.split(self.make_rng("noise"))
-      y_hat = y + jax.random.uniform(ky, y.shape, minval=-0.5, maxval=0.5)
-      z_hat = z + jax.random.uniform(kz, z.shape, minval=-0.5, maxval=0.5)
+      noise = {"y": jax.random.uniform(ky, y.shape, minval=-0.5, maxval=0.5),
+               "z": jax.random.uniform(kz, z.shape, minval=-0.5, maxval=0.5)}
+    if train:
+      y_hat, z_hat = y + noise["y"], z + noise["z"]
     else:
       y_hat, z_hat = jnp.round(y), jnp.round(z)
     lik_z = EntropyBottleneck(self.C, name="entropy_bottleneck")(z_hat)
@@ -53,7 +55,7 @@ class ToyCodec(nn.Module):
 
 
 class ToySystem:
-  """The System API (init/apply/aux_loss/trainable_key/trained_layer) over ToyCodec."""
+  """The System API (init/apply/noise_shapes/aux_loss/trainable_key/trained_layer) over ToyCodec."""
 
   trained_layer = "machine"
 
@@ -73,9 +75,14 @@ class ToySystem:
     x = jnp.zeros((1, *tuple(image_shape)[-3:]))
     return {"base": self.module.init(rng, x)["params"]}
 
+  def noise_shapes(self, image_shape):
+    h, w = tuple(image_shape)[-3:-1]
+    return {"y": (h // 4, w // 4, self.module.C), "z": (h // 8, w // 8, self.module.C)}
+
   def apply(self, params, x, *, train, rng=None, noise=None):
     rngs = {"noise": rng} if rng is not None else None
-    x_hat, lik = self.module.apply({"params": params["base"]}, x, train=train, rngs=rngs)
+    x_hat, lik = self.module.apply({"params": params["base"]}, x, train=train, noise=noise,
+                                   rngs=rngs)
     return SystemOutput(x_hat=x_hat, x_hat_m=x_hat, likelihoods={"machine": lik, "human": {}})
 
   def aux_loss(self, params):
