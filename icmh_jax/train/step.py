@@ -52,13 +52,14 @@ def _pmean_flat(tree):
 def _training_noise(system, keys, image_shape, dtype):
   """U(-½, ½) noise {"y", "z"} [b, ...] for the trained codec, example i's drawn from keys[i]
   alone (so it does not depend on how the batch is split over devices). Only the draws are
-  vmapped: the network runs once on the whole batch."""
+  vmapped: the network runs once on the whole batch. Drawn in float32 and then cast, so a
+  bfloat16 run sees its float32 twin's noise (rounded) and differs from it only in arithmetic."""
   shapes = system.noise_shapes(image_shape)
 
   def one(key):
     ky, kz = jax.random.split(key)
-    return {"y": jax.random.uniform(ky, shapes["y"], dtype, -0.5, 0.5),
-            "z": jax.random.uniform(kz, shapes["z"], dtype, -0.5, 0.5)}
+    return {"y": jax.random.uniform(ky, shapes["y"], jnp.float32, -0.5, 0.5).astype(dtype),
+            "z": jax.random.uniform(kz, shapes["z"], jnp.float32, -0.5, 0.5).astype(dtype)}
   return jax.vmap(one)(keys)
 
 
