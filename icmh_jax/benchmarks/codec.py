@@ -6,6 +6,8 @@ the per-slice Ch-ARM and range coding; decode = the same up to g_s and the clamp
 (DESIGN.md, PyTorch LIC-TCM on this 2-core CPU, 512x768): 2.57 / 2.86 s (N=64), 5.45 / 6.64 s
 (N=128). With --torch-reference DIR (a LIC_TCM checkout) the PyTorch model codes the same image
 in the same run: torch_* keys and speedup_encode / speedup_decode = torch seconds / JAX seconds.
+`range_coding_share_decode`: the fraction of one decode spent in the range decoder
+(`entropy/coder.py`), from a cProfile'd decode after the timed ones.
 """
 
 HELP = "LIC-TCM encode / decode seconds at --size (median of --repeats, first call apart)"
@@ -34,6 +36,24 @@ def _parse_size(text: str) -> tuple[int, int]:
   if h < 64 or w < 64 or h > 8192 or w > 8192:
     raise ConfigError(f"--size must be HxW with sides in [64, 8192], got {text!r}")
   return h, w
+
+
+def coder_share(fn) -> float:
+  """Fraction of one call of `fn` spent in `entropy/coder.py` (time entered from outside it),
+  measured with cProfile."""
+  import cProfile
+  import os
+  import pstats
+  import time
+  prof = cProfile.Profile()
+  t = time.perf_counter()
+  prof.runcall(fn)
+  wall = time.perf_counter() - t
+  in_coder = lambda key: key[0].endswith(os.path.join("entropy", "coder.py"))
+  inside = sum(ct for key, (_, _, _, _, callers) in pstats.Stats(prof).stats.items()
+               if in_coder(key) for caller, (_, _, _, ct) in callers.items()
+               if not in_coder(caller))
+  return inside / wall
 
 
 def run(args) -> dict:
@@ -77,7 +97,8 @@ def run(args) -> dict:
                  encode_first_s=round(enc.first_call_s or 0.0, 2),
                  decode_first_s=round(dec.first_call_s or 0.0, 2),
                  bytes=n_bytes, bpp=round(8 * n_bytes / (h * w), 4),
-                 psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2), **harness.peak_memory())
+                 psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2),
+                 range_coding_share_decode=round(coder_share(decode), 3), **harness.peak_memory())
   if args.torch_reference:
     from icmh_jax.convert import tcm as convert_tcm
     ref = torch_reference.isolated(

@@ -71,7 +71,10 @@ def table(rows: list[dict]) -> str:
                    f"{_gb(r.get('torch_peak_rss_bytes'))} |")
     else:
       what = f"encode / decode {r['size']}, N={r['N']}"
-      lines.append(f"| {what} | {r['encode_s']:.2f} / {r['decode_s']:.2f} s ({r['bytes']} bytes) "
+      share = r.get("range_coding_share_decode")
+      share = f"; range coding {share:.0%} of decode" if share is not None else ""
+      lines.append(f"| {what} | {r['encode_s']:.2f} / {r['decode_s']:.2f} s ({r['bytes']} bytes"
+                   f"{share}) "
                    f"| {r['torch_encode_s']:.2f} / {r['torch_decode_s']:.2f} s "
                    f"({r['torch_bytes']} bytes) | **{r['speedup_encode']:.2f}x / "
                    f"{r['speedup_decode']:.2f}x** | {_gb(r.get('peak_rss_bytes'))} / "

@@ -40,3 +40,20 @@ def test_peak_rss_of_a_spawned_child_is_its_own():
   with multiprocessing.get_context("spawn").Pool(1) as pool:
     child = pool.apply(harness.peak_rss_bytes)
   assert child < parent - big.nbytes // 2
+
+
+def test_coder_share_counts_only_time_spent_inside_the_range_coder():
+  import time
+  import numpy as np
+  from icmh_jax.benchmarks import codec
+  from icmh_jax.entropy import coder, gaussian, tables
+  t = tables.gaussian_tables(gaussian.scale_table())
+  idx = np.arange(200_000) % gaussian.NUM_SCALES
+  sym = np.zeros(idx.size, np.int32)
+
+  def code():
+    enc = coder.SymbolEncoder(t)
+    enc.encode(sym, idx)
+    enc.finish()
+  assert codec.coder_share(lambda: time.sleep(0.05)) == 0.0
+  assert 0.9 < codec.coder_share(code) <= 1.0
