@@ -7,7 +7,10 @@ LIC-TCM of the same size; evaluates every model with real `.icmh` files on the h
 validation photos and writes `DIR/report.md`: Tables I and II, Fig. 6 and 7, the training curves,
 the machine layer's quality and one verdict per claim of the paper.
 
-  python -m icmh_jax.study --out study_out [--quick]
+  python -m icmh_jax.study --out study_out [--quick] [--torch-reference DIR]
+
+With `--torch-reference` (a LIC_TCM checkout, torch installed) the report also holds LIC-TCM
+trained side by side with the PyTorch reference (`benchmarks.train_compare`).
 
 Each λ curve starts from scratch at the largest λ; the smaller λ are fine-tuned from its weights
 (as LIC codecs usually are): one long run and three short ones per curve. Re-running reuses
@@ -239,6 +242,10 @@ def main(argv=None) -> int:
                       "others as not run. Two calls with disjoint variants and --train-only can "
                       "train side by side; a last call with all of them evaluates")
   p.add_argument("--train-only", action="store_true", help="stop after training")
+  p.add_argument("--torch-reference", metavar="DIR", default=None,
+                 help="a LIC_TCM checkout (torch installed): also train LIC-TCM side by side with "
+                      "it (`benchmarks.train_compare`, 300 steps; reused once written) and report "
+                      "both curves")
   args = p.parse_args(argv)
   known = {v.name: v for v in VARIANTS}
   names = [n.strip() for n in args.variants.split(",") if n.strip()]
@@ -248,13 +255,52 @@ def main(argv=None) -> int:
   from icmh_jax.errors import IcmhError
   try:
     return study(args.out, PLANS["quick" if args.quick else "full"], args.quick,
-                 [known[n] for n in names], args.train_only)
+                 [known[n] for n in names], args.train_only, args.torch_reference)
   except IcmhError as e:
     print(f"study: error: {e}", file=sys.stderr)
     return 1
 
 
-def study(out, plan, quick, variants=VARIANTS, train_only=False) -> int:
+def side_by_side(out, reference_dir, quick) -> dict | None:
+  """`train_compare` into out/train_compare (its default size; 3 steps when quick), or the result
+  already written there; None without a reference."""
+  if not reference_dir:
+    return None
+  from icmh_jax.benchmarks import train_compare
+  folder = os.path.join(out, "train_compare")
+  path = os.path.join(folder, "train_compare.json")
+  steps, window = (3, 2) if quick else (300, 100)
+  if os.path.exists(path):
+    with open(path) as f:
+      result = json.load(f)
+    if result["config"]["steps"] == steps:
+      say(f"reusing the side-by-side training in {folder}")
+      return result
+  say(f"training LIC-TCM side by side with the PyTorch reference ({steps} steps each)")
+  return train_compare.compare(reference_dir, folder, steps=steps, window=window)
+
+
+def side_by_side_section(result) -> list[str]:
+  """The report's lines on `train_compare`'s result (None: how to produce it)."""
+  if result is None:
+    return ["## Training side by side with the PyTorch reference", "",
+            "Not run: pass `--torch-reference DIR` (a LIC_TCM checkout with torch), or run "
+            "`python -m icmh_jax.benchmarks.train_compare` (README).", ""]
+  from icmh_jax.benchmarks import train_compare
+  c, m = result["config"], result["machine"]
+  lines = ["## Training side by side with the PyTorch reference", "",
+           f"LIC-TCM N={c['N']} (M={c['M']}, {c['num_slices']} slices), batch {c['batch']} x "
+           f"{c['crop']}², λ={c['lam']}, Adam {c['lr']} (aux {c['aux_lr']}) at a constant rate, "
+           f"clip {c['clip_norm']}, {c['steps']} steps per side; the same initial weights (ours, "
+           f"converted) and the same batches (same digests on both sides: "
+           f"{'yes' if result['same_batches'] else 'NO'}); machine {m.get('cpu', '?')}, "
+           f"{m.get('usable_cores', '?')} cores. The noise draws differ, so the curves compare, "
+           "not single steps.", "", "```", train_compare.summary(result), "```", "",
+           "![side by side](train_compare/train_compare.png)", ""]
+  return lines
+
+
+def study(out, plan, quick, variants=VARIANTS, train_only=False, torch_reference=None) -> int:
   os.makedirs(out, exist_ok=True)
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.ERROR)
@@ -271,6 +317,7 @@ def study(out, plan, quick, variants=VARIANTS, train_only=False) -> int:
     say(f"run {k}/{len(todo)}")
     seconds[os.path.basename(workdir)] = runs.train(cfg, workdir, f"{v.label} λ={lam}",
                                                     base=machine, tag="study")[0]
+  compared = side_by_side(out, torch_reference, quick)
   t_train = time.perf_counter() - t_all
   if train_only:
     say(f"trained {', '.join(v.name for v in variants)} in {t_train:.0f} s")
@@ -301,7 +348,7 @@ def study(out, plan, quick, variants=VARIANTS, train_only=False) -> int:
   variance = float(np.mean([np.var(im.x) for im in images]))
   results = analyse(summaries, runs.read_metrics(machine_dir), plan, variance)
   missing = [v.label for v in VARIANTS if v not in variants]
-  path = write_report(out, plan, quick, summaries, results, timings, figs, missing)
+  path = write_report(out, plan, quick, summaries, results, timings, figs, missing, compared)
   with open(os.path.join(out, "study.json"), "w") as f:
     json.dump(rd._json_safe(dict(plan=plan, lams=LAMS, na=NA, results=results,
                                  timings=timings)), f, indent=1)
@@ -354,7 +401,8 @@ def _pct(pair):
   return "n/a" if value != value else f"{value:+.2f} %"
 
 
-def write_report(out, plan, quick, summaries, res, timings, figs, missing=()) -> str:
+def write_report(out, plan, quick, summaries, res, timings, figs, missing=(),
+                 compared=None) -> str:
   from icmh_jax.demo import rd_points_table
   from icmh_jax.evaluation import tables
   paper = summaries["paper"]
@@ -457,12 +505,11 @@ def write_report(out, plan, quick, summaries, res, timings, figs, missing=()) ->
       "", "![Fig. 6](fig6_psnr.png)", "", "![Fig. 6, MS-SSIM](fig6_ms_ssim.png)", ""]
   if "fig7_psnr" in figs:
     lines += [f"Fig. 7 (one N_a = {NA} in this study):", "", "![Fig. 7](fig7_psnr.png)", ""]
+  lines += side_by_side_section(compared)
   lines += ["## Not in this study", ""]
   if missing:
     lines += [f"- Not run in this call (`--variants`): {', '.join(missing)}."]
-  lines += [
-            "- N_a = 4 and 5 (the two-hour budget holds N_a = 3 only).",
-            "- Training side by side with the PyTorch reference (see the note of the issue).", ""]
+  lines += ["- N_a = 4 and 5 (the two-hour budget holds N_a = 3 only).", ""]
   path = os.path.join(out, "report.md")
   with open(path, "w") as f:
     f.write("\n".join(lines))
