@@ -57,12 +57,31 @@ def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tupl
   elif os.path.isdir(workdir):
     say(tag, f"{label}: resuming the unfinished run in {workdir}")
   say(tag, f"{label}: training {total} steps in {workdir}")
+  _keep_one_system(config)
   os.makedirs(workdir, exist_ok=True)
   with open(stamp, "w") as f:
     json.dump(wanted, f, indent=1)
   t = time.perf_counter()
   loop.train_and_evaluate(config, workdir)
   return time.perf_counter() - t, False
+
+
+_last_system = [None]  # the system (name and model config) whose steps this process holds
+
+
+def _keep_one_system(config) -> None:
+  """Releases the compiled steps of the previous run when this one trains another system.
+
+  Runs of one system (the λ of a curve) share its compiled step; a study trains seven systems in
+  one process, and keeping all of their programs alive crashed it at the end (Linux's mappings
+  per process, `step.release_compiled`)."""
+  from icmh_jax import params_io
+  from icmh_jax.train import step
+  key = json.dumps(params_io.plain_json({"system": config.system, "model": config.model}),
+                   sort_keys=True)
+  if _last_system[0] not in (None, key):
+    step.release_compiled()
+  _last_system[0] = key
 
 
 def read_metrics(workdir: str) -> list[dict]:

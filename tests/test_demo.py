@@ -45,6 +45,23 @@ def test_reruns_reuse_only_finished_runs_of_the_same_config(tmp_path, monkeypatc
   assert marker.is_dir() and len(trained) == 5
 
 
+def test_a_new_system_releases_the_previous_systems_compiled_steps(tmp_path, monkeypatch):
+  from icmh_jax.train import step
+  released = []
+  monkeypatch.setattr(loop, "train_and_evaluate", lambda config, workdir: None)
+  monkeypatch.setattr(step, "release_compiled", lambda: released.append(1))
+  monkeypatch.setattr(runs, "_last_system", [None])
+  fr = [runs.load_config("fr_icmh", f"tiny,lam={lam}") for lam in (0.05, 0.02)]
+  runs.train(fr[0], str(tmp_path / "a"), "fr")
+  runs.train(fr[1], str(tmp_path / "b"), "fr")  # another λ of the same system: kept
+  assert released == []
+  runs.train(runs.load_config("pr_icmh", "tiny"), str(tmp_path / "c"), "pr")
+  assert released == [1]
+  ctx = runs.load_config("fr_icmh", "tiny", **{"model.residual_context": "machine"})
+  runs.train(ctx, str(tmp_path / "d"), "fr+ctx")  # same family, another model: released
+  assert released == [1, 1]
+
+
 @pytest.mark.slow
 def test_short_demo_report_tables_parse_and_bpp_equal_file_bytes(tmp_path):
   out = str(tmp_path / "demo_out")

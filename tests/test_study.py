@@ -27,6 +27,21 @@ def test_plan_names_every_run_before_training(tmp_path):
     assert cfg.schedule.total_steps == study.PLANS["full"]["first_steps" if first else "next_steps"]
 
 
+def test_the_code_runs_the_committed_protocol():
+  """docs/study/protocol.md (pre-registered) and `study`'s constants say the same."""
+  import pathlib
+  text = (pathlib.Path(study.__file__).parents[1] / "docs/study/protocol.md").read_text()
+  plan = study.PLANS["full"]
+  machine = text.split("1. SA-ICM:")[1].split("\n2.")[0]
+  assert f"{plan['machine_steps']} steps" in machine
+  assert f"validation every {plan['machine_steps'] // plan['machine_evals']}" in machine
+  assert f"for {plan['first_steps']} steps" in text and f"for {plan['next_steps']} steps" in text
+  assert "λ ∈ {" + ", ".join(str(lam) for lam in study.LAMS) + "}" in text
+  assert f"N_a = {study.NA}" in text and f"λ = {study.MACHINE_LAM}" in text
+  assert f"{plan['crop']}² crops" in text and f"batch {plan['batch']}" in text
+  assert f"at least {study.MIN_EDGE_PSNR:g} dB" in text and f"less than {study.FLAT_DB} dB" in text
+
+
 def test_machine_criterion_reads_the_last_fifth_of_the_curve():
   records = [{"step": s, "val/psnr_masked": p} for s, p in ((100, 20.0), (800, 23.0), (1000, 23.4))]
   final, gain = study.machine_criterion(records, 1000)

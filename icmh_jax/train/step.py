@@ -163,6 +163,16 @@ def _jitted_eval_step(mesh: Mesh, system, mask: str):
   return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P(), P(AXIS), P()), out_specs=P()))
 
 
+def release_compiled() -> None:
+  """Drops this process's compiled steps (and JAX's in-memory caches); the next step compiles
+  again, or reads the persistent compilation cache. XLA CPU maps every kernel's code on its own,
+  so a process that keeps many systems' steps alive runs into Linux's limit of 65 530 mappings
+  per process (LLVM then fails with "Cannot allocate memory"); see `runs.train`."""
+  _jitted_train_step.cache_clear()
+  _jitted_eval_step.cache_clear()
+  jax.clear_caches()
+
+
 def make_train_step(mesh: Mesh, *, system, config):
   """`step(state, batch, rng) -> (state, metrics)`: jit of shard_map, batch on P("data"), state
   replicated and donated; the run's `optim.hyper(config)` goes in as an argument."""
