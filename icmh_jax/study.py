@@ -336,9 +336,9 @@ def study(out, plan, quick, variants=VARIANTS, train_only=False, torch_reference
         rd.load_entries(dirs), images, os.path.join(out, "eval", group),
         method="pchip") if dirs else {"runs": [], "param_counts": {}, "n_images": len(images)}
   t_eval = time.perf_counter() - t
-  timings = dict(train=t_train, evaluate=t_eval, side_by_side=t_compare, total=time.perf_counter() - t_all,
-                 runs=seconds, logged=sum(logged_seconds(w) for w in
-                                          [machine_dir] + [t[2] for t in todo]))
+  timings = dict(train=t_train, evaluate=t_eval, side_by_side=t_compare,
+                 total=time.perf_counter() - t_all, runs=seconds,
+                 logged=sum(logged_seconds(w) for w in [machine_dir] + [t[2] for t in todo]))
   figs = dict(training=training_figure(todo, machine_dir, os.path.join(out, "training.png")),
               fig6_psnr=rd_figure(summaries["paper"], summaries["extension"],
                                   os.path.join(out, "fig6_psnr.png")),
