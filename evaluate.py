@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags, logging
 
-from icmh_jax import compilation_cache, config_files
+from icmh_jax import compilation_cache, config_files, malloc_options
 
 _CONFIG = flags.DEFINE_string("config", "configs/eval/paper.py", "eval config file[:knobs]")
 _CHECKPOINTS = flags.DEFINE_list("checkpoints", None, "checkpoint paths or folders of them",
@@ -41,4 +41,5 @@ def main(args):
 
 
 if __name__ == "__main__":
+  malloc_options.reexec()
   app.run(main, flags_parser=config_files.parse_flags)

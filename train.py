@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from icmh_jax import compilation_cache, config_files
+from icmh_jax import compilation_cache, config_files, malloc_options
 
 _CONFIG = flags.DEFINE_string("config", None, "config file (configs/<family>.py:knobs)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints and logs")
@@ -43,4 +43,5 @@ def main(args):
 
 
 if __name__ == "__main__":
+  malloc_options.reexec()
   app.run(main, flags_parser=config_files.parse_flags)

@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 
-from icmh_jax import compilation_cache, runs
+from icmh_jax import compilation_cache, malloc_options, runs
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
 EDGE_NAMES = {"canny": "Canny", "sam": "SAM"}
@@ -199,6 +199,8 @@ def write_report(args, trained, base: Run, summary, example, timings) -> str:
 
 
 def main(argv=None) -> int:
+  if argv is None:  # run from the command line
+    malloc_options.reexec()
   p = argparse.ArgumentParser(prog="python -m icmh_jax.demo", description=__doc__.splitlines()[0])
   p.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
   p.add_argument("--steps", type=int, default=120, help="training steps per model")

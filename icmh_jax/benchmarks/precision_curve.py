@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from icmh_jax import malloc_options
 from icmh_jax.benchmarks import harness, train_compare
 from icmh_jax.errors import ConfigError, IcmhError
 
@@ -152,6 +153,8 @@ def summary(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+  if argv is None:  # run from the command line
+    malloc_options.reexec()
   p = argparse.ArgumentParser(prog="python -m icmh_jax.benchmarks.precision_curve",
                               description=__doc__.split("\n")[0])
   p.add_argument("--out", required=True, help="folder for precision_curve.json and .png")

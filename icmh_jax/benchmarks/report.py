@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 
+from icmh_jax import malloc_options
+
 # name -> (bench target, arguments). Paper shapes: batch 8 x 256² for training, 512 x 768 photos.
 ROWS = {
     "train64": ("train", ["--model", "tcm", "--N", "64"]),
@@ -99,6 +101,8 @@ def document(rows: list[dict], command: str) -> str:
 
 
 def main(argv=None) -> int:
+  if argv is None:  # run from the command line
+    malloc_options.reexec()
   p = argparse.ArgumentParser(prog="python -m icmh_jax.benchmarks.report",
                               description=__doc__.splitlines()[0])
   p.add_argument("--torch-reference", required=True, metavar="DIR",

@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from icmh_jax import compilation_cache
+from icmh_jax import compilation_cache, malloc_options
 from icmh_jax.errors import IcmhError
 
 # Module names under icmh_jax.cli, in the order `icmh --help` lists them.
@@ -45,6 +45,8 @@ def read_icmh(path) -> tuple[bytes, dict]:
 
 
 def main(argv=None) -> int:
+  if argv is None:  # run from the command line
+    malloc_options.reexec()
   args = build_parser().parse_args(argv)
   compilation_cache.enable()
   try:

@@ -1,0 +1,40 @@
+"""The glibc malloc tunable icmh-jax's commands run with: added when missing, never over the
+user's own value, and a command really runs again under it."""
+
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from icmh_jax import malloc_options
+
+
+def test_the_tunable_is_added_to_the_users_own():
+  env = malloc_options.environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "A": "1"},
+                                   "glibc")
+  assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+  assert env["A"] == "1"
+  assert malloc_options.environment({}, "glibc")["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+
+
+@pytest.mark.parametrize("env, libc", [
+    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "glibc"),  # the user's value wins
+    ({"ICMH_NO_MALLOC_OPTIONS": "1"}, "glibc"),  # switched off
+    ({"ICMH_MALLOC_OPTIONS_SET": "1"}, "glibc"),  # already ran again once
+    ({}, "musl"), ({}, ""),  # no glibc: nothing to set
+])
+def test_no_change_where_the_tunable_is_given_off_or_unknown(env, libc):
+  assert malloc_options.environment(env, libc) is None
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tunable is glibc's")
+def test_a_command_runs_again_under_the_tunable_with_its_own_arguments():
+  code = ("import os, sys; from icmh_jax import malloc_options; malloc_options.reexec(); "
+          "print(os.environ['GLIBC_TUNABLES'], sys.argv[1:])")
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_MALLOC_OPTIONS_SET")}
+  out = subprocess.run([sys.executable, "-c", code, "a b", "--c"], env=env, check=True,
+                       capture_output=True, text=True).stdout
+  assert out.splitlines() == ["glibc.malloc.hugetlb=1 ['a b', '--c']"]  # printed once: one exec
