@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 
-from icmh_jax import compilation_cache, runs
+from icmh_jax import compilation_cache, malloc_options, runs
 
 # The protocol (docs/study/protocol.md); `quick` runs the same pipeline with a few steps per run.
 PLANS = {
@@ -233,6 +233,8 @@ def rd_figure(paper, extension, path, metric="psnr"):
 
 
 def main(argv=None) -> int:
+  if argv is None:  # run from the command line
+    malloc_options.reexec()
   p = argparse.ArgumentParser(prog="python -m icmh_jax.study", description=__doc__.splitlines()[0])
   p.add_argument("--out", default="study_out", help="output folder (default study_out)")
   p.add_argument("--quick", action="store_true",
@@ -262,22 +264,16 @@ def main(argv=None) -> int:
 
 
 def side_by_side(out, reference_dir, quick) -> dict | None:
-  """`train_compare` into out/train_compare (its default size; 3 steps when quick), or the result
-  already written there; None without a reference."""
+  """`train_compare` with its control into out/train_compare (its default size; 3 steps when
+  quick), reusing the sides already written there; None without a reference."""
   if not reference_dir:
     return None
   from icmh_jax.benchmarks import train_compare
-  folder = os.path.join(out, "train_compare")
-  path = os.path.join(folder, "train_compare.json")
   steps, window = (3, 2) if quick else (300, 100)
-  if os.path.exists(path):
-    with open(path) as f:
-      result = json.load(f)
-    if result["config"]["steps"] == steps:
-      say(f"reusing the side-by-side training in {folder}")
-      return result
-  say(f"training LIC-TCM side by side with the PyTorch reference ({steps} steps each)")
-  return train_compare.compare(reference_dir, folder, steps=steps, window=window)
+  say(f"training LIC-TCM side by side with the PyTorch reference ({steps} steps each, and the "
+      "reference again with other noise; sides already trained are reused)")
+  return train_compare.compare(reference_dir, os.path.join(out, "train_compare"), steps=steps,
+                               window=window, control=True)
 
 
 def side_by_side_section(result) -> list[str]:
@@ -295,7 +291,8 @@ def side_by_side_section(result) -> list[str]:
            f"converted) and the same batches (same digests on both sides: "
            f"{'yes' if result['same_batches'] else 'NO'}); machine {m.get('cpu', '?')}, "
            f"{m.get('usable_cores', '?')} cores. The noise draws differ, so the curves compare, "
-           "not single steps.", "", "```", train_compare.summary(result), "```", "",
+           "not single steps; the control, the reference trained again with other noise, shows "
+           "how far two runs of the same code drift apart.", "", "```", train_compare.summary(result), "```", "",
            "![side by side](train_compare/train_compare.png)", ""]
   return lines
 

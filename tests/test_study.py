@@ -93,7 +93,7 @@ def test_side_by_side_section_reports_the_gap_of_a_compare_result():
   curves = lambda v: {"loss": [v, v], "bpp": [0.5, 0.5], "mse": [0.01, 0.01], "step_s": [2.0, 1.0],
                       "wall_s": 3.0}
   result = dict(config=dict(N=32, M=320, num_slices=5, batch=4, crop=256, lam=0.013, lr=1e-4,
-                            aux_lr=1e-3, clip_norm=1.0, steps=2, window=2, tolerance=0.02),
+                            aux_lr=1e-3, clip_norm=1.0, steps=2, window=2, tolerance=0.02, seed=0),
                 machine={"cpu": "test", "usable_cores": 2}, same_batches=True,
                 ours=curves(1.01), reference=curves(1.0))
   result["gap"] = train_compare.gap(result["ours"], result["reference"], 2)
@@ -101,5 +101,11 @@ def test_side_by_side_section_reports_the_gap_of_a_compare_result():
   assert "same digests on both sides: yes" in text
   assert "loss ours 1.01  reference 1  +1.00%  within" in text
   assert "train_compare.png" in text
+  assert "other noise (torch seed" not in text
+  result["control"] = curves(0.97)
+  result["control_gap"] = train_compare.gap(result["control"], result["reference"], 2)
+  text = "\n".join(study.side_by_side_section(result))
+  assert "other noise (torch seed 1)" in text
+  assert "loss other noise 0.97  reference 1  -3.00%  OUTSIDE" in text
   assert "Not run" in "\n".join(study.side_by_side_section(None))
   assert study.side_by_side("unused", None, quick=False) is None

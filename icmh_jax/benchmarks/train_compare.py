@@ -1,7 +1,7 @@
 """LIC-TCM trained side by side with the PyTorch reference: same initial weights, same batches.
 
   python -m icmh_jax.benchmarks.train_compare --torch-reference DIR --out DIR \
-      [--steps 300] [--N 32] [--batch 4] [--crop 256] [--seed 0]
+      [--steps 300] [--N 32] [--batch 4] [--crop 256] [--seed 0] [--control]
 
 Ours is the `tcm` system at width N (M = 320 in 5 slices, as the config), fresh params, trained
 through the real sharded train step (`train.step.make_train_step`); the reference is LIC_TCM's
@@ -15,8 +15,12 @@ sides that are multiples of 128 and its Ch-ARM's 8x8 windows break at 128² (y i
 
 The uniform training noise is drawn independently on each side, so single steps differ; the claim
 is about curves: the relative gap of the means of loss, bpp and mse over the last `window` steps,
-within `TOLERANCE`. Writes DIR/train_compare.json (config, machine, per-step curves and seconds of
-both sides, the gap) and DIR/train_compare.png (`plot`).
+within `TOLERANCE`. `--control` also trains the reference a second time with other noise
+(torch.manual_seed(seed + 1), same weights and batches): the gap of the reference against itself
+is the floor any port can reach with its own noise. Writes DIR/train_compare.json (config,
+machine, per-step curves and seconds of each side, the gaps) and DIR/train_compare.png (`plot`).
+A rerun with the same work (steps, N, batch, crop, seed, λ) reuses the sides already in
+DIR/train_compare.json and trains only what is missing (e.g. the control).
 """
 
 import argparse
@@ -28,11 +32,13 @@ import time
 
 import numpy as np
 
+from icmh_jax import malloc_options
 from icmh_jax.benchmarks import harness, torch_reference
 from icmh_jax.errors import ConfigError, IcmhError
 
 TOLERANCE = 0.02  # the issue's goal for the gap of the last `window` steps' means
 METRICS = ("loss", "bpp", "mse")
+WORK = ("steps", "N", "batch", "crop", "seed", "lam")  # what a reusable result must match
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,14 +142,17 @@ def plot(result: dict, path: str) -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   steps = len(result["ours"]["loss"])
   n = max(1, steps // 20)
-  for side, color in (("ours", "tab:blue"), ("reference", "tab:orange")):
-    curves = result[side]
+  labels = {"ours": "ours (JAX)", "reference": "PyTorch reference",
+            "control": "PyTorch reference, other noise"}
+  colors = {"ours": "tab:blue", "reference": "tab:orange", "control": "tab:gray"}
+  for side in (s for s in labels if s in result):
+    curves, color = result[side], colors[side]
     psnr = -10 * np.log10(np.maximum(np.asarray(curves["mse"]), 1e-10))
     for ax, values in zip(axes, (np.asarray(curves["bpp"]), psnr)):
       x = np.arange(1, steps + 1)
       ax.plot(x, values, color=color, alpha=0.25, lw=0.8)
       ax.plot(x, moving_average(values, n), color=color, lw=1.8,
-              label=f"{'ours (JAX)' if side == 'ours' else 'PyTorch reference'}, mean of {n}")
+              label=f"{labels[side]}, mean of {n}")
   c = result["config"]
   for ax, name in zip(axes, ("rate: bpp", "distortion: PSNR (dB) of the training mse")):
     ax.set_xlabel("step")
@@ -159,8 +168,9 @@ def plot(result: dict, path: str) -> None:
 
 def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int = 4,
             crop: int = 256, seed: int = 0, lam: float = 0.013, window: int = 100,
-            torch_threads: int | None = None) -> dict:
-  """Trains both sides, writes out_dir/train_compare.json and .png, returns the JSON's dict."""
+            torch_threads: int | None = None, control: bool = False) -> dict:
+  """Trains both sides (and the control), writes out_dir/train_compare.json and .png, returns
+  the JSON's dict. Sides already in out_dir/train_compare.json for the same `WORK` are reused."""
   if steps < 1 or not 1 <= window <= steps:
     raise ConfigError(f"--steps must be >= 1 and --window between 1 and --steps (the gap is "
                       f"taken over the last --window steps), got steps {steps}, window {window}")
@@ -177,21 +187,43 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
   batches = Batches(steps, batch, crop, seed)
   m, o = config.model, config.optim
   knobs = dict(lam=float(config.loss.lam), clip_norm=o.clip_norm, lr=o.lr, aux_lr=o.aux_lr)
-  ours = train_ours(system, config, params, batches)
-  reference = torch_reference.isolated(
-      "train_curves", directory=str(reference_dir), N=m.N_machine, M=m.M,
-      num_slices=m.num_slices_m, batches=batches, seed=seed, threads=torch_threads,
-      state_dict=convert_tcm.to_reference(jax.device_get(params["base"])), **knobs)
-  result = dict(
-      config=dict(steps=steps, N=N, M=m.M, num_slices=m.num_slices_m, batch=batch, crop=crop,
+  settings = dict(steps=steps, N=N, M=m.M, num_slices=m.num_slices_m, batch=batch, crop=crop,
                   seed=seed, window=window, tolerance=TOLERANCE, torch_threads=torch_threads,
-                  model=m.to_dict(), **knobs),
-      machine=harness.machine_info(), ours=ours, reference=reference,
-      same_batches=ours["digests"] == reference["digests"], gap=gap(ours, reference, window))
-  with open(os.path.join(out_dir, "train_compare.json"), "w") as f:
+                  model=m.to_dict(), **knobs)
+  path = os.path.join(out_dir, "train_compare.json")
+  done = _reusable(path, settings)
+
+  def reference_run(noise_seed):
+    return torch_reference.isolated(
+        "train_curves", directory=str(reference_dir), N=m.N_machine, M=m.M,
+        num_slices=m.num_slices_m, batches=batches, seed=noise_seed, threads=torch_threads,
+        state_dict=convert_tcm.to_reference(jax.device_get(params["base"])), **knobs)
+
+  ours = done.get("ours") or train_ours(system, config, params, batches)
+  reference = done.get("reference") or reference_run(seed)
+  result = dict(config=settings, machine=done.get("machine") or harness.machine_info(),
+                ours=ours, reference=reference,
+                same_batches=ours["digests"] == reference["digests"],
+                gap=gap(ours, reference, window))
+  if control or "control" in done:
+    result["control"] = done.get("control") or reference_run(seed + 1)
+    result["control_gap"] = gap(result["control"], reference, window)
+  with open(path, "w") as f:
     json.dump(result, f, indent=1)
   plot(result, os.path.join(out_dir, "train_compare.png"))
   return result
+
+
+def _reusable(path, settings) -> dict:
+  """The trained sides of the result at `path` when it ran the same `WORK`, else {}."""
+  try:
+    with open(path) as f:
+      previous = json.load(f)
+  except (OSError, ValueError):
+    return {}
+  if any(previous.get("config", {}).get(k) != settings[k] for k in WORK):
+    return {}
+  return {k: previous[k] for k in ("ours", "reference", "control", "machine") if k in previous}
 
 
 def summary(result: dict) -> str:
@@ -199,7 +231,7 @@ def summary(result: dict) -> str:
   c = result["config"]
   lines = [f"LIC-TCM N={c['N']}, {c['steps']} steps of {c['batch']} x {c['crop']}², "
            f"same batches: {'yes' if result['same_batches'] else 'NO'}"]
-  for side in ("ours", "reference"):
+  for side in (s for s in ("ours", "reference", "control") if s in result):
     s = result[side]["step_s"]
     median = float(np.median(s[1:] if len(s) > 1 else s))
     lines.append(f"  {side:9s} {result[side]['wall_s']:8.1f} s wall, {median:.2f} s/step "
@@ -209,10 +241,18 @@ def summary(result: dict) -> str:
   for k, g in result["gap"].items():
     lines.append(f"  {k:4s} ours {g['ours']:.6g}  reference {g['reference']:.6g}  "
                  f"{g['relative']:+.2%}  {'within' if g['within'] else 'OUTSIDE'}")
+  if "control" in result:
+    lines.append(f"control: the reference again with other noise (torch seed {c['seed'] + 1}), "
+                 f"against the reference (the floor for any port):")
+    for k, g in result["control_gap"].items():
+      lines.append(f"  {k:4s} other noise {g['ours']:.6g}  reference {g['reference']:.6g}  "
+                   f"{g['relative']:+.2%}  {'within' if g['within'] else 'OUTSIDE'}")
   return "\n".join(lines)
 
 
 def main(argv=None) -> int:
+  if argv is None:  # run from the command line
+    malloc_options.reexec()
   p = argparse.ArgumentParser(prog="python -m icmh_jax.benchmarks.train_compare",
                               description=__doc__.split("\n")[0])
   p.add_argument("--torch-reference", metavar="DIR", required=True,
@@ -227,13 +267,17 @@ def main(argv=None) -> int:
   p.add_argument("--lam", type=float, default=0.013, help="λ (LIC-TCM's middle rate)")
   p.add_argument("--torch-threads", type=int, default=None,
                  help="torch CPU threads (default: every usable core)")
+  p.add_argument("--control", action="store_true",
+                 help="also train the reference with other noise: the gap it reaches against "
+                      "itself")
   args = p.parse_args(argv)
   from icmh_jax import compilation_cache
   compilation_cache.enable()  # a rerun does not compile the train step again
   try:
     result = compare(args.torch_reference, args.out, steps=args.steps, N=args.N,
                      batch=args.batch, crop=args.crop, seed=args.seed, lam=args.lam,
-                     window=args.window, torch_threads=args.torch_threads)
+                     window=args.window, torch_threads=args.torch_threads,
+                     control=args.control)
   except IcmhError as e:
     print(f"train_compare: error: {e}", file=sys.stderr)
     return 1

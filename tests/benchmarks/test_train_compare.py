@@ -44,6 +44,22 @@ def test_moving_average_averages_what_exists_at_the_start():
                              [2.0, 3.0, 5.0, 7.0])
 
 
+def test_a_result_is_reused_only_for_the_same_work(tmp_path):
+  path = tmp_path / "train_compare.json"
+  settings = dict(steps=3, N=32, batch=1, crop=256, seed=0, lam=0.013, window=3,
+                  torch_threads=None)
+  assert train_compare._reusable(str(path), settings) == {}  # nothing written yet
+  sides = {"ours": {"loss": [1.0]}, "reference": {"loss": [2.0]}, "machine": {"cpu": "x"}}
+  path.write_text(json.dumps(dict(config=settings, gap={}, **sides)))
+  # Window and threads change only the gap and the timing, not the curves: reused.
+  assert train_compare._reusable(str(path), {**settings, "window": 2, "torch_threads": 1}) == sides
+  for k, other in (("steps", 4), ("N", 64), ("batch", 2), ("crop", 384), ("seed", 1),
+                   ("lam", 0.0483)):
+    assert train_compare._reusable(str(path), {**settings, k: other}) == {}, k
+  path.write_text("{truncated")
+  assert train_compare._reusable(str(path), settings) == {}
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(steps=50), "--window between 1 and --steps"),  # the default window is 100 steps
     (dict(steps=3, window=3, crop=128), "crop 128"),
