@@ -95,7 +95,8 @@ def document(rows: list[dict], command: str) -> str:
       f"- machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} usable cores, "
       f"backend {machine.get('backend', '?')}, ISA {' '.join(machine.get('isa', [])) or '?'}",
       f"- versions: {versions}",
-      f"- XLA_FLAGS: `{machine.get('xla_flags', '')}`", "",
+      f"- XLA_FLAGS: `{machine.get('xla_flags', '')}`; GLIBC_TUNABLES: "
+      f"`{machine.get('glibc_tunables', '')}`; kernel {machine.get('kernel', '?')}", "",
       table(rows), "",
       *(f"> note: {n}" for n in notes), ""])
 
