@@ -1,5 +1,5 @@
-"""The glibc malloc tunable icmh-jax's commands run with: added when missing, never over the
-user's own value, and a command really runs again under it."""
+"""The glibc malloc tunables icmh-jax's commands run with: added when missing, never over the
+user's own values, and a command really runs again under them."""
 
 import os
 import platform
@@ -11,16 +11,21 @@ import pytest
 from icmh_jax import malloc_options
 
 
-def test_the_tunable_is_added_to_the_users_own():
+ALL = ("glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
+       ":glibc.malloc.hugetlb=1")
+
+
+def test_missing_tunables_are_added_after_the_users_own():
   env = malloc_options.environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "A": "1"},
                                    "glibc")
-  assert env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+  assert env["GLIBC_TUNABLES"] == ("glibc.malloc.arena_max=2:glibc.malloc.mmap_max=0:"
+                                   "glibc.malloc.trim_threshold=1099511627776:glibc.malloc.hugetlb=1")
   assert env["A"] == "1"
-  assert malloc_options.environment({}, "glibc")["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=1"
+  assert malloc_options.environment({}, "glibc")["GLIBC_TUNABLES"] == ALL
 
 
 @pytest.mark.parametrize("env, libc", [
-    ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, "glibc"),  # the user's value wins
+    ({"GLIBC_TUNABLES": ALL.replace("hugetlb=1", "hugetlb=0")}, "glibc"),  # the user's values win
     ({"ICMH_NO_MALLOC_OPTIONS": "1"}, "glibc"),  # switched off
     ({"ICMH_MALLOC_OPTIONS_SET": "1"}, "glibc"),  # already ran again once
     ({}, "musl"), ({}, ""),  # no glibc: nothing to set
@@ -37,4 +42,4 @@ def test_a_command_runs_again_under_the_tunable_with_its_own_arguments():
          if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_MALLOC_OPTIONS_SET")}
   out = subprocess.run([sys.executable, "-c", code, "a b", "--c"], env=env, check=True,
                        capture_output=True, text=True).stdout
-  assert out.splitlines() == ["glibc.malloc.hugetlb=1 ['a b', '--c']"]  # printed once: one exec
+  assert out.splitlines() == [f"{ALL} ['a b', '--c']"]  # printed once: one exec
