@@ -16,7 +16,9 @@ not trimmed (`trim_threshold`: freed memory stays for the next step) and huge pa
 | all four | 16.3-16.7 s | 0 | 0.1 s | 11.7 GB |
 
 Float results are unchanged (malloc decides where buffers live, not what is computed). The cost:
-a process keeps its peak heap until it exits, which a training process reaches anyway.
+a process keeps its peak heap until it exits (a training process reaches it anyway); `release`
+gives the free part back, e.g. before a memory-hungry child starts (the PyTorch reference of
+`--torch-reference`: at N=64 and N=128 the two no longer fit in 24 GB without it).
 
 Tunables are read when a process starts, so a command that lacks them runs itself again with
 them (`reexec`, first thing in each command's `main` when called from the command line). Child
@@ -26,6 +28,8 @@ tunable the user sets in GLIBC_TUNABLES wins. Library use (`import icmh_jax`) ch
 export GLIBC_TUNABLES yourself there (`environment` gives the value).
 """
 
+import ctypes
+import gc
 import os
 import platform
 import sys
@@ -61,3 +65,12 @@ def reexec() -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os.execve(sys.executable, sys.orig_argv, env)
+
+
+def release() -> bool:
+  """Returns the heap's free memory to the system (glibc `malloc_trim(0)`, which also drops free
+  pages inside the heap); False where there is no glibc."""
+  if platform.libc_ver()[0] != "glibc":
+    return False
+  gc.collect()
+  return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))

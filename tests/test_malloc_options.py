@@ -43,3 +43,27 @@ def test_a_command_runs_again_under_the_tunable_with_its_own_arguments():
   out = subprocess.run([sys.executable, "-c", code, "a b", "--c"], env=env, check=True,
                        capture_output=True, text=True).stdout
   assert out.splitlines() == [f"{ALL} ['a b', '--c']"]  # printed once: one exec
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the tunables are glibc's")
+def test_under_the_tunables_freed_memory_stays_until_release_gives_it_back():
+  # 1 GiB malloc'd, touched and freed: the untrimmed heap keeps it resident; release() returns it.
+  code = """if 1:
+    import ctypes, os
+    from icmh_jax import malloc_options
+    malloc_options.reexec()
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    rss = lambda: int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    n = 1 << 30
+    p = libc.malloc(ctypes.c_size_t(n))
+    ctypes.memset(p, 1, n)
+    libc.free(ctypes.c_void_p(p))
+    kept = rss()
+    print(malloc_options.release(), kept - rss())
+    """
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_MALLOC_OPTIONS_SET")}
+  released, dropped = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                     capture_output=True, text=True).stdout.split()
+  assert released == "True" and int(dropped) > 0.9 * (1 << 30)

@@ -128,6 +128,8 @@ def isolated(name: str, **kwargs) -> dict:
   """Runs `time_codec`, `time_train_step` or `train_curves` in a fresh child process (spawned:
   no JAX state, its own allocator and threads) and returns its result plus the child's peak RSS."""
   import multiprocessing
+  from icmh_jax import malloc_options
+  malloc_options.release()  # our kept heap and the child must fit side by side
   with multiprocessing.get_context("spawn").Pool(1) as pool:
     return pool.apply(_child, (name, kwargs))
 
