@@ -22,12 +22,14 @@ gives the free part back, e.g. before a memory-hungry child starts (the PyTorch 
 
 Tunables are read when a process starts, so a command that lacks them runs itself again with
 them (`reexec`, first thing in each command's `main` when called from the command line). Child
-processes inherit them, the PyTorch reference of `--torch-reference` too, so side-by-side timings
-compare under one environment. `ICMH_NO_MALLOC_OPTIONS=1` leaves the environment alone; a
+processes inherit them, except the PyTorch reference of `--torch-reference`, which runs as its
+users run it (`users_environment`): under these tunables its N=128 step grew to 20 GB and was
+OOM-killed, and they are our engineering, as XLA_FLAGS are. `ICMH_NO_MALLOC_OPTIONS=1` leaves the environment alone; a
 tunable the user sets in GLIBC_TUNABLES wins. Library use (`import icmh_jax`) changes nothing:
 export GLIBC_TUNABLES yourself there (`environment` gives the value).
 """
 
+import contextlib
 import ctypes
 import gc
 import os
@@ -38,6 +40,7 @@ TUNABLES = {"glibc.malloc.arena_max": "1", "glibc.malloc.mmap_max": "0",
             "glibc.malloc.trim_threshold": str(2 ** 40), "glibc.malloc.hugetlb": "1"}
 _OFF = "ICMH_NO_MALLOC_OPTIONS"
 _DONE = "ICMH_MALLOC_OPTIONS_SET"  # set on the exec: never a second one, whatever glibc does
+_USERS = "ICMH_USER_GLIBC_TUNABLES"  # GLIBC_TUNABLES as the user gave it, for `users_environment`
 
 
 def environment(env, libc: str) -> dict | None:
@@ -54,7 +57,8 @@ def environment(env, libc: str) -> dict | None:
   missing = [f"{k}={v}" for k, v in TUNABLES.items() if k not in names]
   if not missing:
     return None
-  return {**env, _DONE: "1", "GLIBC_TUNABLES": ":".join(filter(None, [given, *missing]))}
+  return {**env, _DONE: "1", _USERS: given,
+          "GLIBC_TUNABLES": ":".join(filter(None, [given, *missing]))}
 
 
 def reexec() -> None:
@@ -74,3 +78,22 @@ def release() -> bool:
     return False
   gc.collect()
   return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+
+
+@contextlib.contextmanager
+def users_environment():
+  """Within: os.environ's GLIBC_TUNABLES as the user gave it, for a child that is not ours."""
+  if _USERS not in os.environ:
+    yield
+    return
+  ours = os.environ.get("GLIBC_TUNABLES")
+  given = os.environ[_USERS]
+  try:
+    if given:
+      os.environ["GLIBC_TUNABLES"] = given
+    else:
+      os.environ.pop("GLIBC_TUNABLES", None)
+    yield
+  finally:
+    if ours is not None:
+      os.environ["GLIBC_TUNABLES"] = ours

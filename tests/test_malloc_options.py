@@ -67,3 +67,13 @@ def test_under_the_tunables_freed_memory_stays_until_release_gives_it_back():
   released, dropped = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout.split()
   assert released == "True" and int(dropped) > 0.9 * (1 << 30)
+
+
+@pytest.mark.parametrize("users", ["", "glibc.malloc.arena_max=4"])
+def test_a_child_that_is_not_ours_gets_the_users_tunables(monkeypatch, users):
+  monkeypatch.setenv("GLIBC_TUNABLES", ALL)
+  monkeypatch.setenv("ICMH_USER_GLIBC_TUNABLES", users)
+  with malloc_options.users_environment():
+    assert os.environ.get("GLIBC_TUNABLES") == (users or None)
+  assert os.environ["GLIBC_TUNABLES"] == ALL
+  assert malloc_options.environment({}, "glibc")["ICMH_USER_GLIBC_TUNABLES"] == ""

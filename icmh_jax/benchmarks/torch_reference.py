@@ -126,12 +126,20 @@ def _child(name, kwargs):
 
 def isolated(name: str, **kwargs) -> dict:
   """Runs `time_codec`, `time_train_step` or `train_curves` in a fresh child process (spawned:
-  no JAX state, its own allocator and threads) and returns its result plus the child's peak RSS."""
+  no JAX state, its own allocator and threads, the user's malloc settings, not ours) and returns
+  its result plus the child's peak RSS. A child that dies (e.g. killed for memory) raises."""
+  import concurrent.futures
   import multiprocessing
   from icmh_jax import malloc_options
   malloc_options.release()  # our kept heap and the child must fit side by side
-  with multiprocessing.get_context("spawn").Pool(1) as pool:
-    return pool.apply(_child, (name, kwargs))
+  with malloc_options.users_environment(), concurrent.futures.ProcessPoolExecutor(
+      1, mp_context=multiprocessing.get_context("spawn")) as pool:
+    future = pool.submit(_child, name, kwargs)
+  try:
+    return future.result()
+  except concurrent.futures.process.BrokenProcessPool:
+    raise IcmhError(f"the PyTorch reference's process died during {name} (killed by the "
+                    "system? out of memory shows in `dmesg`)") from None
 
 
 def _to_nchw(image: np.ndarray):
