@@ -39,8 +39,9 @@ import sys
 TUNABLES = {"glibc.malloc.arena_max": "1", "glibc.malloc.mmap_max": "0",
             "glibc.malloc.trim_threshold": str(2 ** 40), "glibc.malloc.hugetlb": "1"}
 _OFF = "ICMH_NO_MALLOC_OPTIONS"
-_DONE = "ICMH_MALLOC_OPTIONS_SET"  # set on the exec: never a second one, whatever glibc does
-_USERS = "ICMH_USER_GLIBC_TUNABLES"  # GLIBC_TUNABLES as the user gave it, for `users_environment`
+# GLIBC_TUNABLES as the user gave it, set on the exec: for `users_environment`, and a process that
+# has it never runs itself again, whatever glibc does with the variable.
+_USERS = "ICMH_USER_GLIBC_TUNABLES"
 
 
 def environment(env, libc: str) -> dict | None:
@@ -50,15 +51,14 @@ def environment(env, libc: str) -> dict | None:
     env: the current environment (a mapping).
     libc: `platform.libc_ver()[0]` ("glibc" where the tunable exists).
   """
-  if libc != "glibc" or env.get(_OFF, "").strip() not in ("", "0") or _DONE in env:
+  if libc != "glibc" or env.get(_OFF, "").strip() not in ("", "0") or _USERS in env:
     return None
   given = env.get("GLIBC_TUNABLES", "")
   names = {t.split("=", 1)[0] for t in given.split(":") if t}
   missing = [f"{k}={v}" for k, v in TUNABLES.items() if k not in names]
   if not missing:
     return None
-  return {**env, _DONE: "1", _USERS: given,
-          "GLIBC_TUNABLES": ":".join(filter(None, [given, *missing]))}
+  return {**env, _USERS: given, "GLIBC_TUNABLES": ":".join(filter(None, [given, *missing]))}
 
 
 def reexec() -> None:

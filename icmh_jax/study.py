@@ -292,7 +292,8 @@ def side_by_side_section(result) -> list[str]:
            f"{'yes' if result['same_batches'] else 'NO'}); machine {m.get('cpu', '?')}, "
            f"{m.get('usable_cores', '?')} cores. The noise draws differ, so the curves compare, "
            "not single steps; the control, the reference trained again with other noise, shows "
-           "how far two runs of the same code drift apart.", "", "```", train_compare.summary(result), "```", "",
+           "how far two runs of the same code drift apart.", "",
+           "```", train_compare.summary(result), "```", "",
            "![side by side](train_compare/train_compare.png)", ""]
   return lines
 

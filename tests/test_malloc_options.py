@@ -27,7 +27,7 @@ def test_missing_tunables_are_added_after_the_users_own():
 @pytest.mark.parametrize("env, libc", [
     ({"GLIBC_TUNABLES": ALL.replace("hugetlb=1", "hugetlb=0")}, "glibc"),  # the user's values win
     ({"ICMH_NO_MALLOC_OPTIONS": "1"}, "glibc"),  # switched off
-    ({"ICMH_MALLOC_OPTIONS_SET": "1"}, "glibc"),  # already ran again once
+    ({"ICMH_USER_GLIBC_TUNABLES": ""}, "glibc"),  # already ran again once
     ({}, "musl"), ({}, ""),  # no glibc: nothing to set
 ])
 def test_no_change_where_the_tunable_is_given_off_or_unknown(env, libc):
@@ -39,7 +39,7 @@ def test_a_command_runs_again_under_the_tunable_with_its_own_arguments():
   code = ("import os, sys; from icmh_jax import malloc_options; malloc_options.reexec(); "
           "print(os.environ['GLIBC_TUNABLES'], sys.argv[1:])")
   env = {k: v for k, v in os.environ.items()
-         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_MALLOC_OPTIONS_SET")}
+         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_USER_GLIBC_TUNABLES")}
   out = subprocess.run([sys.executable, "-c", code, "a b", "--c"], env=env, check=True,
                        capture_output=True, text=True).stdout
   assert out.splitlines() == [f"{ALL} ['a b', '--c']"]  # printed once: one exec
@@ -63,7 +63,7 @@ def test_under_the_tunables_freed_memory_stays_until_release_gives_it_back():
     print(malloc_options.release(), kept - rss())
     """
   env = {k: v for k, v in os.environ.items()
-         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_MALLOC_OPTIONS_SET")}
+         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_USER_GLIBC_TUNABLES")}
   released, dropped = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout.split()
   assert released == "True" and int(dropped) > 0.9 * (1 << 30)
