@@ -42,10 +42,13 @@ def test_the_code_runs_the_committed_protocol():
   assert f"at least {study.MIN_EDGE_PSNR:g} dB" in text and f"less than {study.FLAT_DB} dB" in text
 
 
-def test_machine_criterion_reads_the_last_fifth_of_the_curve():
-  records = [{"step": s, "val/psnr_masked": p} for s, p in ((100, 20.0), (800, 23.0), (1000, 23.4))]
+def test_machine_criterion_compares_the_two_fifths_before_the_lr_drop():
+  curve = ((100, 20.0), (400, 21.0), (500, 22.0), (600, 23.0), (700, 22.5), (800, 24.5),
+           (900, 30.0), (1000, 31.0))
+  records = [{"step": s, "val/psnr_masked": p} for s, p in curve]
   final, gain = study.machine_criterion(records, 1000)
-  assert final == 23.4 and gain == pytest.approx(0.4)
+  # (60 %, 80 %]: 700, 800 -> 23.5; (40 %, 60 %]: 500, 600 -> 22.5; after the drop is left out.
+  assert final == 31.0 and gain == pytest.approx(1.0)
   assert all(math.isnan(v) for v in study.machine_criterion([{"step": 5, "loss": 1.0}], 10))
 
 
