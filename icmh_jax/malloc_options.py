@@ -1,19 +1,27 @@
-"""glibc malloc settings every icmh-jax command runs with: one heap that keeps what it got.
+"""glibc malloc settings every icmh-jax command runs with: heaps that keep what they got.
 
 Why: XLA's CPU runtime allocates its large buffers per execution from its worker threads. glibc
-serves a request larger than a thread arena's heap (64 MiB) with a fresh `mmap` whatever
-`M_MMAP_MAX` says and unmaps it on free, so every step faults its buffers in again, 4 KiB at a
-time, and the kernel zeroes each page. The tunables (`TUNABLES`): one arena (`arena_max=1`: the
-large requests then come from the main heap), no mmapped chunks (`mmap_max=0`), a heap that is
-not trimmed (`trim_threshold`: freed memory stays for the next step) and huge pages for it
-(`hugetlb=1`, glibc >= 2.35). Measured on a 2-vCPU AMD EPYC VM (Linux 6.18, glibc 2.36, THP
-"madvise"), LIC-TCM N=64 train step, batch 8 x 256², 2026-12-05, per steady step:
+serves a large request with a fresh `mmap` and unmaps it on free, so every step faults its
+buffers in again, 4 KiB at a time, and the kernel zeroes each page. The tunables (`TUNABLES`): no
+mmapped chunks (`mmap_max=0`), heaps that are not trimmed (`trim_threshold`: freed memory stays
+for the next step), huge pages for them (`hugetlb=1`, glibc >= 2.35) and at most 8 arenas. A
+request bigger than a thread arena's heap (64 MiB) is still mmapped whatever `M_MMAP_MAX` says;
+one arena (`arena_max=1`) would avoid that, and did for a step whose executable came from the
+compilation cache, but after a compile in the same process that one arena's heap is fragmented
+and every thread queues on its lock (`_int_malloc` 20 % of samples, the cores idle 29 %).
+Measured on a 2-vCPU AMD EPYC VM (Linux 6.18, glibc 2.36, THP "madvise"), LIC-TCM N=64 train
+step, batch 8 x 256², 2026-12-05, per steady step, ours alone:
 
-| GLIBC_TUNABLES | step | minor faults | system time | peak RSS |
-|---|---|---|---|---|
-| none | 22.7-23.3 s | 3.15 M | 9.6-10.5 s | 14.1 GB |
-| hugetlb=1 | 18.4-19.2 s | 35 k | 3.2-3.9 s | 11.7 GB |
-| all four | 16.3-16.7 s | 0 | 0.1 s | 11.7 GB |
+| GLIBC_TUNABLES | step, compiled in the process | step, from the cache | minor faults |
+|---|---|---|---|
+| none | | 22.7-23.3 s | 3.15 M |
+| hugetlb=1 | | 18.4-19.2 s | 35 k |
+| the three + arena_max=1 | 24.2-25.1 s | 16.3-17.0 s | 0 |
+| the three + arena_max=8 (`TUNABLES`) | 19.3-19.9 s | 18.5-19.4 s | 12-38 k |
+
+With arena_max=1 the study's tiny FR-ICMH loop ran at 0.9-1.0 steps/s after an in-process
+compile (1.9 with arena_max=8 or without tunables), and compile + first N=64 step took 114 s
+instead of 94 s: a user's first run of a configuration always compiles, so 8 arenas it is.
 
 Float results are unchanged (malloc decides where buffers live, not what is computed). The cost:
 a process keeps its peak heap until it exits (a training process reaches it anyway); `release`
@@ -36,7 +44,7 @@ import os
 import platform
 import sys
 
-TUNABLES = {"glibc.malloc.arena_max": "1", "glibc.malloc.mmap_max": "0",
+TUNABLES = {"glibc.malloc.arena_max": "8", "glibc.malloc.mmap_max": "0",
             "glibc.malloc.trim_threshold": str(2 ** 40), "glibc.malloc.hugetlb": "1"}
 _OFF = "ICMH_NO_MALLOC_OPTIONS"
 # GLIBC_TUNABLES as the user gave it, set on the exec: for `users_environment`, and a process that

@@ -11,7 +11,7 @@ import pytest
 from icmh_jax import malloc_options
 
 
-ALL = ("glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
+ALL = ("glibc.malloc.arena_max=8:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1099511627776"
        ":glibc.malloc.hugetlb=1")
 
 

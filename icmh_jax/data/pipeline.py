@@ -7,10 +7,10 @@ order), and each record's crop and flip come from its position in the global str
 state (`get_state()` / `set_state()`, a small dict) goes into the training checkpoint.
 
 Batches are prepared by one background thread, two ahead (`READ`). Grain's default (16 threads,
-500 elements ahead) kept 16 threads allocating beside the train step; under the single malloc
-arena every command runs with (`malloc_options`) they halved the study's tiny SA-ICM loop
-(0.9 instead of 2.2 steps/s at 4 x 128², idle 2-vCPU AMD EPYC, 2026-12-05). A crop and a flip of
-decoded records cost far less than a step; one thread keeps up.
+500 elements ahead) kept 16 threads allocating beside the train step; under a single malloc arena
+they halved the study's tiny SA-ICM loop (0.9 instead of 2.2 steps/s at 4 x 128², idle 2-vCPU AMD
+EPYC, 2026-12-05; 2.1 under the 8 arenas of `malloc_options`). A crop and a flip of decoded
+records cost far less than a step; one thread keeps up.
 """
 
 import grain
