@@ -31,10 +31,11 @@ gives the free part back, e.g. before a memory-hungry child starts (the PyTorch 
 Tunables are read when a process starts, so a command that lacks them runs itself again with
 them (`reexec`, first thing in each command's `main` when called from the command line). Child
 processes inherit them, except the PyTorch reference of `--torch-reference`, which runs as its
-users run it (`users_environment`): under these tunables its N=128 step grew to 20 GB and was
-OOM-killed, and they are our engineering, as XLA_FLAGS are. `ICMH_NO_MALLOC_OPTIONS=1` leaves the environment alone; a
-tunable the user sets in GLIBC_TUNABLES wins. Library use (`import icmh_jax`) changes nothing:
-export GLIBC_TUNABLES yourself there (`environment` gives the value).
+users run it (`users_environment`): under our earlier one-arena set its N=128 step grew to 20 GB
+and was OOM-killed, and the tunables are our engineering, as XLA_FLAGS are.
+`ICMH_NO_MALLOC_OPTIONS=1` leaves the environment alone; a tunable the user sets in GLIBC_TUNABLES
+wins. Library use (`import icmh_jax`) changes nothing: export GLIBC_TUNABLES yourself there
+(`environment` gives the value).
 """
 
 import contextlib
