@@ -104,5 +104,7 @@ def users_environment():
       os.environ.pop("GLIBC_TUNABLES", None)
     yield
   finally:
-    if ours is not None:
+    if ours is None:
+      os.environ.pop("GLIBC_TUNABLES", None)
+    else:
       os.environ["GLIBC_TUNABLES"] = ours

@@ -15,6 +15,12 @@ ALL = ("glibc.malloc.arena_max=8:glibc.malloc.mmap_max=0:glibc.malloc.trim_thres
        ":glibc.malloc.hugetlb=1")
 
 
+def _fresh_environment():
+  """os.environ as a command started by the user sees it: none of our malloc variables."""
+  return {k: v for k, v in os.environ.items()
+          if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_USER_GLIBC_TUNABLES")}
+
+
 def test_missing_tunables_are_added_after_the_users_own():
   env = malloc_options.environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2", "A": "1"},
                                    "glibc")
@@ -38,8 +44,7 @@ def test_no_change_where_the_tunable_is_given_off_or_unknown(env, libc):
 def test_a_command_runs_again_under_the_tunable_with_its_own_arguments():
   code = ("import os, sys; from icmh_jax import malloc_options; malloc_options.reexec(); "
           "print(os.environ['GLIBC_TUNABLES'], sys.argv[1:])")
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_USER_GLIBC_TUNABLES")}
+  env = _fresh_environment()
   out = subprocess.run([sys.executable, "-c", code, "a b", "--c"], env=env, check=True,
                        capture_output=True, text=True).stdout
   assert out.splitlines() == [f"{ALL} ['a b', '--c']"]  # printed once: one exec
@@ -62,8 +67,7 @@ def test_under_the_tunables_freed_memory_stays_until_release_gives_it_back():
     kept = rss()
     print(malloc_options.release(), kept - rss())
     """
-  env = {k: v for k, v in os.environ.items()
-         if k not in ("GLIBC_TUNABLES", "ICMH_NO_MALLOC_OPTIONS", "ICMH_USER_GLIBC_TUNABLES")}
+  env = _fresh_environment()
   released, dropped = subprocess.run([sys.executable, "-c", code], env=env, check=True,
                                      capture_output=True, text=True).stdout.split()
   assert released == "True" and int(dropped) > 0.9 * (1 << 30)
