@@ -1,7 +1,7 @@
 """The `.icmh` file: a checked header, then layers (0 = machine, 1 = human), each bound to
 what precedes it.
 
-Layout of format version 2 (integers little-endian):
+Layout of format version 3 (integers little-endian):
   header: b"ICMH" | version u8 | system length u8 | system ascii | config digest (16 bytes) |
           height u32 | width u32 | pad top, bottom, left, right (u16 each) | layer count u8 |
           CRC32 of all preceding header bytes (u32)
@@ -13,8 +13,10 @@ an edited header, is refused before it is decoded. Its `fingerprint` names the p
 coded it (`read_container(expect_fingerprints=...)` checks them), so a file decoded with the wrong
 weights is an error, not a wrong picture. A machine decoder needs layer 0 only, so a file cut
 after layer 0 still decodes for machines. Every size is checked against its limit and against
-the bytes actually present before anything is sliced or allocated. Version 1 (no links, no
-fingerprints) is refused with a message.
+the bytes actually present before anything is sliced or allocated. Older versions are refused
+with a message: 1 had no links or fingerprints; 2 had the same layout but probability tables
+without the 2^-16 floor on every bin (`tables.PROBABILITY_FLOOR`), so its streams would decode
+to other symbols.
 """
 
 import dataclasses
@@ -26,7 +28,7 @@ import zlib
 from icmh_jax.errors import BitstreamError
 
 MAGIC = b"ICMH"
-VERSION = 2
+VERSION = 3
 DIGEST_BYTES = 16
 FINGERPRINT_BYTES = 8
 LINK_BYTES = 8
@@ -138,7 +140,7 @@ def _read_header(data: bytes) -> tuple:
   if len(data) < fixed or data[:4] != MAGIC:
     raise BitstreamError(f"not an .icmh file: expected magic {MAGIC!r}, got {data[:4]!r}")
   if data[4] != VERSION:
-    older = (" (written by an older icmh-jax, before layers were bound and fingerprinted: "
+    older = (" (written by an older icmh-jax, whose layout or probability tables differ: "
              "encode the image again)" if data[4] < VERSION else "")
     raise BitstreamError(f"unsupported .icmh format version {data[4]} "
                          f"(this reader knows {VERSION}){older}")

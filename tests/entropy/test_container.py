@@ -205,17 +205,19 @@ def test_fingerprints_round_trip_and_a_mismatch_names_both():
   assert read_container(stripped, expect_fingerprints={0: fp[0]})[1] == {0: b"m"}
 
 
-def test_version_1_file_is_refused_as_written_by_an_older_version():
+@pytest.mark.parametrize("version", [1, 2])
+def test_older_version_file_is_refused_as_written_by_an_older_version(version):
   data = bytearray(write_container(HEADER, {0: b"m"}))
-  data[4] = 1
-  with pytest.raises(BitstreamError, match="format version 1 .*older icmh-jax.*encode the image"):
+  data[4] = version
+  with pytest.raises(BitstreamError,
+                     match=f"format version {version} .*older icmh-jax.*encode the image"):
     read_container(bytes(data))
 
 
 def _forge(height, width, layer_length=None, payload=b"abcd"):
   """A file with a valid header CRC and layer link but the given (possibly absurd) fields."""
   system = SYSTEM.encode()
-  head = (b"ICMH" + bytes([2, len(system)]) + system + DIGEST
+  head = (b"ICMH" + bytes([container.VERSION, len(system)]) + system + DIGEST
           + struct.pack("<IIHHHHB", height, width, 0, 0, 0, 0, 1))
   head += struct.pack("<I", zlib.crc32(head))
   n = len(payload) if layer_length is None else layer_length

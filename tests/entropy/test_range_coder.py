@@ -102,6 +102,20 @@ def test_real_size_is_within_half_a_percent_of_ideal(prior_params):
   assert ideal * 0.999 <= len(data) <= 1.005 * ideal + 64, (len(data), ideal)
 
 
+def test_a_badly_predicted_symbol_costs_at_most_16_bits():
+  """The narrowest Gaussian (s = 0.11) gives ±1 a mass of 2.7e-6 (18.5 bits); the 2^-16 floor
+  on every bin caps it at 16 bits, as compressai's 16-bit tables do."""
+  g = tables.gaussian_tables(gaussian.scale_table())
+  s = float(gaussian.scale_table()[0])
+  tail = lambda x: math.erfc(x / s / math.sqrt(2)) / 2  # P(X > x), X ~ N(0, s²)
+  assert -math.log2(tail(0.5) - tail(1.5)) > 18
+  n = 20_000
+  sym = np.where(np.arange(n) % 2 == 0, 1, -1).astype(np.int32)
+  data, (out,) = _round_trip(g, [(sym, np.zeros(n, np.int64))])
+  np.testing.assert_array_equal(out, sym)
+  assert len(data) <= n * 16.01 / 8 + 64, len(data)
+
+
 def test_ideal_bits_is_minus_log2_of_table_probabilities_plus_bypass():
   t = tables.CdfTables(np.array([[0.5, 0.25, 0.25, 0.0], [0.125, 0.375, 0.25, 0.25]]),
                        np.array([0, -1]), np.array([3, 4]))
