@@ -1,7 +1,10 @@
 """`icmh bench codec`: LIC-TCM compress / decompress seconds on a real photo (compile apart).
 
 The image is skimage's astronaut resized to --size; weights are a random init (--seed) or a
-params directory (--checkpoint, e.g. from `icmh convert tcm`). Encode = g_a, h_a, hyper-synthesis,
+params directory (--checkpoint, e.g. from `icmh convert tcm`). The random init codes like a model
+the coder can serve, not an escape-path stress test: `y_escapes` counts the latents outside their
+tables (0 at N=64 and 128, 512x768), and with both sides' tables floored at 2^-16 the byte counts
+match the reference's on the same weights. Encode = g_a, h_a, hyper-synthesis,
 the per-slice Ch-ARM and range coding; decode = the same up to g_s and the clamp. For reference
 (DESIGN.md, PyTorch LIC-TCM on this 2-core CPU, 512x768): 2.57 / 2.86 s (N=64), 5.45 / 6.64 s
 (N=128). With --torch-reference DIR (a LIC_TCM checkout) the PyTorch model codes the same image
@@ -56,6 +59,19 @@ def coder_share(fn) -> float:
   return inside / wall
 
 
+def y_escapes(system, params, image) -> int:
+  """How many of the image's y symbols fall outside their Gaussian tables (coded as escapes)."""
+  import numpy as np
+
+  from icmh_jax.entropy import gaussian, tables
+  from icmh_jax.models import coding
+  padded, _ = coding.pad_image(image[None], system.config["pad_multiple"])
+  y = coding.call_method(system.base, params, "analysis", padded)
+  _, _, sym = coding.compress_y(system.base, params, y, return_symbols=True)
+  half_widths = tables.gaussian_pmf_centers(gaussian.scale_table())[sym["y_indexes"]]
+  return int(np.sum(np.abs(sym["y_symbols"]) > half_widths))
+
+
 def run(args) -> dict:
   h, w = _parse_size(args.size)
   if args.torch_reference:  # fail before the long JAX timing when torch or the checkout is missing
@@ -98,6 +114,7 @@ def run(args) -> dict:
                  decode_first_s=round(dec.first_call_s or 0.0, 2),
                  bytes=n_bytes, bpp=round(8 * n_bytes / (h * w), 4),
                  psnr=round(float(10 * np.log10(1 / max(mse, 1e-12))), 2),
+                 y_escapes=y_escapes(system, params, image),
                  range_coding_share_decode=round(coder_share(decode), 3), **harness.peak_memory())
   if args.torch_reference:
     from icmh_jax.convert import tcm as convert_tcm
