@@ -137,6 +137,9 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   # the block there (less memory, a little more compute; layers/remat.py). Unset: on where it
   # pays, for a trained codec of width N >= 128 (train/step.remat_enabled).
   c.remat = ml_collections.config_dict.placeholder(bool)
+  # What is recomputed: "block" (whole ConvTransBlocks) or "transformer" (their Swin branch:
+  # most of a block's saved bytes for a third of its FLOPs).
+  c.remat_scope = "block"
   c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
   c.base_checkpoint = ""  # the frozen SA-ICM of the human-layer systems
   return c

@@ -66,7 +66,7 @@ def table(rows: list[dict]) -> str:
     r = row["results"]
     if row["benchmark"] == "train":
       what = (f"train step, batch {r['batch']} x {r['crop']}², N={r['model'].get('N_machine')}, "
-              f"{r['compute_dtype']}" + (", remat" if r.get("remat") else ""))
+              f"{r['compute_dtype']}" + (f", remat {r['remat']}" if r.get("remat") else ""))
       lines.append(f"| {what} | {r['step_s']:.2f} s (compile + first step "
                    f"{r['compile_and_first_step_s']:.0f} s) | {r['torch_step_s']:.2f} s | "
                    f"**{r['speedup']:.2f}x** | {_gb(r.get('peak_rss_bytes'))} / "

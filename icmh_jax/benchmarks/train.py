@@ -19,6 +19,9 @@ def add_arguments(p):
   p.add_argument("--remat", action=argparse.BooleanOptionalAction, default=None,
                  help="recompute each ConvTransBlock in the backward (config.remat; default: on "
                       "for N >= 128)")
+  p.add_argument("--remat-scope", choices=("block", "transformer"), default=None,
+                 help="what --remat recomputes: whole ConvTransBlocks or their Swin branch "
+                      "(config.remat_scope; default: block)")
   p.add_argument("--torch-reference", metavar="DIR", default=None,
                  help="also time the PyTorch LIC-TCM checkout at DIR on the same batch (tcm only)")
   p.add_argument("--torch-threads", type=int, default=None,
@@ -35,6 +38,8 @@ def _config(args):
     config.compute_dtype = args.compute_dtype
   if args.remat is not None:
     config.remat = args.remat
+  if args.remat_scope:
+    config.remat_scope = args.remat_scope
   return config
 
 
@@ -81,7 +86,7 @@ def run(args) -> dict:
   t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
   results = dict(system=config.system, model=dict(config.model), batch=args.batch,
                  crop=args.crop, compute_dtype=config.get("compute_dtype", "float32"),
-                 remat=step_lib.remat_enabled(config),
+                 remat=step_lib.remat_scope(config) or False,
                  devices=jax.device_count(), compile_and_first_step_s=t.first_call_s,
                  step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s,
                  **harness.peak_memory())

@@ -20,6 +20,7 @@ import numpy as np
 from icmh_jax.layers.activations import gelu
 from icmh_jax.layers.conv import vary_like, wait_for
 from icmh_jax.layers.init import fan_in_uniform, host_zeros
+from icmh_jax.layers.remat import checkpointed
 
 
 def dense(features: int, name: str) -> nn.Dense:
@@ -167,9 +168,13 @@ class SwinBlock(nn.Module):
   window_size: int
   shifted: bool = False
 
-  @nn.compact
   def __call__(self, x):
-    """x: [B, H, W, C] -> [B, H, W, C]."""
+    """x: [B, H, W, C] -> [B, H, W, C] (recomputed in the backward under
+    `remat.checkpoint_blocks("transformer")`)."""
+    return checkpointed(self, type(self).block, x, "transformer")
+
+  @nn.compact
+  def block(self, x):
     # Two-pass variance, as torch's LayerNorm computes it.
     ln = lambda name: nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name=name)
     x = x + WindowAttention(self.dim, self.head_dim, self.window_size, self.shifted,

@@ -74,8 +74,8 @@ class ConvTransBlock(nn.Module):
 
   def __call__(self, x):
     """x: [B, H, W, conv_dim + trans_dim] -> same shape (recomputed in the backward under
-    `remat.checkpoint_blocks`)."""
-    return checkpointed(self, type(self).block, x)
+    `remat.checkpoint_blocks("block")`)."""
+    return checkpointed(self, type(self).block, x, "block")
 
   @nn.compact
   def block(self, x):

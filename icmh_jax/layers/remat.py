@@ -6,6 +6,10 @@ the ConvTransBlocks raised the train step's temporaries from 3.9 to 4.3 GB). Her
 custom VJP whose backward first waits for the output gradient (`wait_for`, a data dependency XLA
 keeps) and then re-runs the block under `jax.vjp`; the forward keeps only the block's input and
 params. Only one block's activations are then alive at a time in the backward.
+
+Two scopes (`config.remat_scope`): "block" recomputes whole ConvTransBlocks; "transformer" only
+their Swin branch (`SwinBlock`), whose activations (qkv, the MLP's 4C hidden, the norms) are
+most of a block's saved bytes for a third of its FLOPs.
 """
 
 import contextlib
@@ -15,27 +19,32 @@ import jax
 
 from icmh_jax.layers.conv import vary_like, wait_for
 
-# Set at trace time by `checkpoint_blocks`: the train step's `config.remat`.
-_CHECKPOINT_BLOCKS = contextvars.ContextVar("checkpoint_blocks", default=False)
+SCOPES = ("block", "transformer")
+# Set at trace time by `checkpoint_blocks`: the train step's remat scope, or None.
+_SCOPE = contextvars.ContextVar("checkpoint_scope", default=None)
 
 
 @contextlib.contextmanager
-def checkpoint_blocks(enabled: bool = True):
-  """Within this context, blocks that call `checkpointed` are recomputed in the backward."""
-  token = _CHECKPOINT_BLOCKS.set(bool(enabled))
+def checkpoint_blocks(scope: str | None = "block"):
+  """Within this context, modules that call `checkpointed` with this scope are recomputed in the
+  backward; scope None: nothing is."""
+  if scope is not None and scope not in SCOPES:
+    raise ValueError(f"remat scope must be one of {SCOPES} or None, got {scope!r}")
+  token = _SCOPE.set(scope)
   try:
     yield
   finally:
-    _CHECKPOINT_BLOCKS.reset(token)
+    _SCOPE.reset(token)
 
 
-def checkpointed(module, method, x):
-  """`method(module, x)`, its backward recomputing the block from x and the module's params.
+def checkpointed(module, method, x, scope: str):
+  """`method(module, x)`, its backward recomputing it from x and the module's params when
+  `scope` is the active one.
 
-  Outside `checkpoint_blocks` (and while initialising) a plain call. `method` must be a pure
-  function of the module's params and x (no RNG, no mutable collections).
+  Outside `checkpoint_blocks(scope)` (and while initialising) a plain call. `method` must be a
+  pure function of the module's params and x (no RNG, no mutable collections).
   """
-  if not _CHECKPOINT_BLOCKS.get() or module.is_initializing():
+  if _SCOPE.get() != scope or module.is_initializing():
     return method(module, x)
   unbound = module.clone(parent=None)
 

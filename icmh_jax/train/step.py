@@ -13,6 +13,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from icmh_jax.errors import ConfigError
 from icmh_jax.layers import remat
 from icmh_jax.train import losses, optim
 
@@ -78,8 +79,20 @@ def remat_enabled(config) -> bool:
   return model.get("N", model.get("N_machine", 0)) >= REMAT_FROM_WIDTH
 
 
+def remat_scope(config) -> str | None:
+  """What the backward recomputes: None (`remat_enabled` false), else `config.remat_scope`
+  ("block" or "transformer", `layers/remat.py`)."""
+  if not remat_enabled(config):
+    return None
+  scope = config.get("remat_scope") or "block"
+  if scope not in remat.SCOPES:
+    raise ConfigError(f"remat_scope={scope!r} is not allowed; choose one of "
+                      f"{', '.join(remat.SCOPES)}")
+  return scope
+
+
 def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
-               clip_norm: float, compute_dtype: str, remat_blocks: bool):
+               clip_norm: float, compute_dtype: str, remat_scope: str | None):
   """One update on this device's share of the batch (call inside shard_map over "data").
 
   Args:
@@ -88,8 +101,8 @@ def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
     rng: replicated PRNG key of the run (the step is folded in here).
     hyper: `optim.hyper(config)` (traced: λ, learning rate and its schedule).
     system: a `System` (registry).
-    mask, clip_norm, compute_dtype, remat_blocks: the run's `loss.mask`, `optim.clip_norm`,
-      `compute_dtype`, `remat_enabled(config)` (see `step_knobs`).
+    mask, clip_norm, compute_dtype, remat_scope: the run's `loss.mask`, `optim.clip_norm`,
+      `compute_dtype`, `remat_scope(config)` (see `step_knobs`).
 
   Returns:
     (new state, metrics) with metrics averaged over the global batch: loss, bpp/<layer>, mse, psnr,
@@ -115,7 +128,7 @@ def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
   trainable = state.params[key]
   # The gradient is taken with respect to a per-device ("varying") copy, so it stays this
   # device's and is averaged below in one all-reduce, not summed at every use of a weight.
-  with remat.checkpoint_blocks(remat_blocks):
+  with remat.checkpoint_blocks(remat_scope):
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
         jax.lax.pcast(trainable, (AXIS,), to="varying"))
   # The aux loss reads only the replicated quantiles: the same on every device, no reduction.
@@ -145,7 +158,7 @@ def step_knobs(config) -> dict:
   """What of a run config shapes the traced step (everything else of it is `optim.hyper`)."""
   return dict(mask=config.loss.mask, clip_norm=float(config.optim.clip_norm),
               compute_dtype=str(config.get("compute_dtype", "float32")),
-              remat_blocks=remat_enabled(config))
+              remat_scope=remat_scope(config))
 
 
 # One traced and compiled step per (mesh, system, knobs) in a process: the runs of a study (other

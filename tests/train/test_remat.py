@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from jax.ad_checkpoint import print_saved_residuals
 
+from icmh_jax.errors import ConfigError
 from icmh_jax.layers import ConvTransBlock, attention, remat
 from icmh_jax.models import registry
 from icmh_jax.train import optim, step
@@ -54,7 +55,7 @@ def test_attention_backward_matches_autodiff_and_keeps_no_maps(capsys):
 
 def _block_loss(block, enabled):
   def f(params, x):
-    with remat.checkpoint_blocks(enabled):
+    with remat.checkpoint_blocks("block" if enabled else None):
       return jnp.sum(jnp.sin(block.apply(params, x)))
   return f
 
@@ -77,6 +78,34 @@ def test_checkpointed_block_keeps_the_gradients_and_only_its_input(capsys):
   kept = saved(True)
   # Under remat, the only batch-sized residuals are the block's input and the sin' factor.
   assert all("f32[2,8,12,8]" in line for line in kept) and 1 <= len(kept) <= 2, kept
+
+
+def test_transformer_scope_recomputes_only_the_swin_branch(capsys):
+  """remat_scope "transformer": the same gradients; the Swin branch's MLP hidden ([.., 4C]) is
+  no longer kept, the conv branch's activations still are."""
+  block = ConvTransBlock(4, 4, head_dim=4, window_size=WS)
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 8))
+  params = _perturbed(block.init(jax.random.key(1), x), 2)
+
+  def loss(scope):
+    def f(params, x):
+      with remat.checkpoint_blocks(scope):
+        return jnp.sum(jnp.sin(block.apply(params, x)))
+    return f
+  g_plain = jax.grad(loss(None), argnums=(0, 1))(params, x)
+  g_swin = jax.grad(loss("transformer"), argnums=(0, 1))(params, x)
+  for a, b in zip(jax.tree.leaves(g_plain), jax.tree.leaves(g_swin)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+  def saved(scope):
+    print_saved_residuals(loss(scope), params, x)
+    return capsys.readouterr().out
+  plain, swin = saved(None), saved("transformer")
+  assert "f32[2,8,8,16]" in plain and "f32[2,8,8,16]" not in swin  # MLP hidden, 4 x 4
+  assert "f32[2,8,8,4]" in swin  # the conv branch keeps its activations
+  with pytest.raises(ValueError, match="remat scope must be one of"):
+    with remat.checkpoint_blocks("everything"):
+      pass
 
 
 @pytest.mark.slow  # two compiles of the whole step
@@ -106,3 +135,9 @@ def test_remat_is_on_by_default_only_for_wide_codecs_and_an_explicit_value_wins(
   assert not step.remat_enabled(config_files.load("configs/tcm.py:tiny"))
   assert step.remat_enabled(config_files.load("configs/tcm.py:N=64", {"remat": True}))
   assert not step.remat_enabled(config_files.load("configs/tcm.py", ["remat=False"]))
+  assert step.remat_scope(config_files.load("configs/tcm.py")) == "block"
+  assert step.remat_scope(config_files.load("configs/tcm.py", ["remat_scope=transformer"])) \
+      == "transformer"
+  assert step.remat_scope(config_files.load("configs/tcm.py:N=64")) is None
+  with pytest.raises(ConfigError, match="remat_scope='all' is not allowed"):
+    step.remat_scope(config_files.load("configs/tcm.py", ["remat_scope=all"]))
