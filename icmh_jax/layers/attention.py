@@ -83,16 +83,18 @@ def _attend(q, k, v, bias, *, scale, mask):
   largest part of the train step's memory. The recomputation waits for the output gradient
   (`wait_for`), so XLA cannot hoist it into the forward and keep it alive.
   """
+  # The mask is an argument, not a closure: under `lax.map` (`_attend_windows`) it is a traced
+  # chunk of the mask, which the backward, traced later, must receive as a residual.
   @jax.custom_vjp
-  def attend(q, k, v, bias):
+  def attend(q, k, v, bias, mask):
     return jnp.einsum("bnhpq,bnhqc->bnhpc", _probs(q, k, bias, scale, mask), v)
 
-  def fwd(q, k, v, bias):
-    out = attend(q, k, v, bias)
-    return out, (q, k, v, bias, out)
+  def fwd(q, k, v, bias, mask):
+    out = attend(q, k, v, bias, mask)
+    return out, ((q, k, v, bias, out), mask)
 
   def bwd(res, g):
-    q, k, v, bias, out = wait_for(res, g)
+    (q, k, v, bias, out), mask = wait_for(res[0], g), res[1]
     p = _probs(q, k, bias, scale, mask)
     dv = jnp.einsum("bnhpq,bnhpc->bnhqc", p, g)
     dp = jnp.einsum("bnhpc,bnhqc->bnhpq", g, v)
@@ -102,10 +104,68 @@ def _attend(q, k, v, bias, *, scale, mask):
     dlogits = p * (dp - row)  # 0 where masked
     dq = jnp.einsum("bnhpq,bnhqc->bnhpc", dlogits, k) * scale
     dk = jnp.einsum("bnhpq,bnhpc->bnhqc", dlogits, q) * scale
-    return dq, dk, dv, _bias_grad(dlogits)
+    return dq, dk, dv, _bias_grad(dlogits), None
 
   attend.defvjp(fwd, bwd)
-  return attend(q, k, v, bias)
+  return attend(q, k, v, bias, None if mask is None else jnp.asarray(mask))
+
+
+WINDOWS_PER_CHUNK = 16
+
+
+def _attend_windows(qkv, bias, n_heads: int, *, scale, mask):
+  """Multi-head attention inside each window.
+
+  Evaluated (encode, decode, eval), the windows go a chunk of at most WINDOWS_PER_CHUNK at a
+  time (`lax.map`), so a chunk's head split, [heads, T, T] maps and head merge stay in cache:
+  W-MSA of 256 x 384 x 128 in 16 heads of 8 ran 797 ms at once, 353 ms in chunks. Differentiated
+  (training), all windows go at once through `_attend`: the chunked loop's backward raised the
+  N=128 train step's peak memory by 4.6 GB (12.3 -> 16.9 GB, above the reference's 16.0 GB).
+
+  Args:
+    qkv: [B, windows, T, 3C], channels (q|k|v) x heads x head_dim.
+    bias: [heads, T, T].
+    n_heads: heads.
+    scale: logit scale.
+    mask: None or numpy bool [windows, T, T] (True: may not attend).
+
+  Returns:
+    [B, windows, T, C], channels heads x head_dim.
+  """
+  b, n_windows, t, c3 = qkv.shape
+  c, hd = c3 // 3, c3 // 3 // n_heads
+
+  def at_once(qkv, bias):
+    q, k, v = qkv.reshape(b, n_windows, t, 3, n_heads, hd).transpose(3, 0, 1, 4, 2, 5)
+    out = _attend(q, k, v, bias, scale=scale, mask=None if mask is None else mask[None, :, None])
+    return out.transpose(0, 1, 3, 2, 4).reshape(b, n_windows, t, c)
+
+  def in_chunks(qkv, bias):
+    n = max(d for d in range(1, min(n_windows, WINDOWS_PER_CHUNK) + 1) if n_windows % d == 0)
+    xs = (qkv.reshape(b * n_windows // n, n, t, 3, n_heads, hd),)
+    if mask is not None:  # a chunk never straddles two images: n divides the windows per image
+      m = np.broadcast_to(mask.reshape(1, n_windows // n, n, 1, t, t),
+                          (b, n_windows // n, n, 1, t, t))
+      xs += (m.reshape(b * n_windows // n, n, 1, t, t),)
+
+    def chunk(args):
+      q, k, v = args[0].transpose(2, 0, 3, 1, 4)  # [n, heads, T, head_dim] each
+      m = args[1][None] if mask is not None else None
+      out = _attend(q[None], k[None], v[None], bias, scale=scale, mask=m)[0]
+      return out.transpose(0, 2, 1, 3).reshape(n, t, c)
+
+    return jax.lax.map(chunk, xs).reshape(b, n_windows, t, c)
+
+  @jax.custom_vjp
+  def attend(qkv, bias):
+    return in_chunks(qkv, bias)
+
+  def fwd(qkv, bias):
+    out, vjp = jax.vjp(at_once, qkv, bias)
+    return out, vjp
+
+  attend.defvjp(fwd, lambda vjp, g: vjp(g))
+  return attend(qkv, bias)
 
 
 class WindowAttention(nn.Module):
@@ -141,11 +201,10 @@ class WindowAttention(nn.Module):
     nh, nw = hp // ws, wp // ws
     x = x.reshape(b, nh, ws, nw, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, nh * nw, ws * ws, c)
     qkv = dense(3 * c, "embedding_layer")(x)
-    q, k, v = qkv.reshape(b, nh * nw, ws * ws, 3, n_heads, hd).transpose(3, 0, 1, 4, 2, 5)
     ri, ci = relative_index(ws)
-    mask = shifted_window_mask(nh, nw, ws)[None, :, None] if self.shifted else None
-    out = _attend(q, k, v, vary_like(table[:, ri, ci], q), scale=hd ** -0.5, mask=mask)
-    out = out.transpose(0, 1, 3, 2, 4).reshape(b, nh * nw, ws * ws, c)
+    mask = shifted_window_mask(nh, nw, ws) if self.shifted else None
+    out = _attend_windows(qkv, vary_like(table[:, ri, ci], qkv), n_heads, scale=hd ** -0.5,
+                          mask=mask)
     out = dense(self.dim, "linear")(out)
     out = out.reshape(b, nh, nw, ws, ws, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
     if self.shifted:

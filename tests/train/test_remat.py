@@ -53,6 +53,30 @@ def test_attention_backward_matches_autodiff_and_keeps_no_maps(capsys):
   assert "f32[2,4,2,16,8]" in out  # q, k, v are what it keeps
 
 
+def test_windows_in_chunks_match_all_at_once_with_gradients_through_the_mask():
+  """`_attend_windows` evaluates chunks of windows (24 per image here: 2 chunks of 12 each) and
+  differentiates all at once; both equal the textbook formula, the mask included."""
+  heads, hd, n_w = 2, 4, 24
+  assert n_w > attention.WINDOWS_PER_CHUNK
+  ks = jax.random.split(jax.random.key(0), 3)
+  qkv = jax.random.normal(ks[0], (2, n_w, WS * WS, 3 * heads * hd))
+  bias = jax.random.normal(ks[1], (heads, WS * WS, WS * WS))
+  g = jax.random.normal(ks[2], (2, n_w, WS * WS, heads * hd))
+  mask = attention.shifted_window_mask(4, 6, WS)
+
+  def reference(qkv, bias):
+    q, k, v = qkv.reshape(2, n_w, WS * WS, 3, heads, hd).transpose(3, 0, 1, 4, 2, 5)
+    out = _reference_attend(q, k, v, bias, scale=0.3, mask=mask[None, :, None])
+    return out.transpose(0, 1, 3, 2, 4).reshape(2, n_w, WS * WS, heads * hd)
+
+  ours = lambda qkv, bias: attention._attend_windows(qkv, bias, heads, scale=0.3, mask=mask)  # noqa: E731
+  np.testing.assert_allclose(ours(qkv, bias), reference(qkv, bias), rtol=1e-5, atol=1e-6)
+  loss = lambda f: lambda *a: jnp.sum(g * f(*a))  # noqa: E731
+  for a, b in zip(jax.jit(jax.grad(loss(ours), (0, 1)))(qkv, bias),
+                  jax.jit(jax.grad(loss(reference), (0, 1)))(qkv, bias)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def _block_loss(block, enabled):
   def f(params, x):
     with remat.checkpoint_blocks("block" if enabled else None):
