@@ -29,6 +29,19 @@ def finished(workdir: str, total: int) -> bool:
   return total in params_io.step_dirs(os.path.join(workdir, "checkpoints"))
 
 
+# Config keys that change how a step is computed, not what it computes (the gradients are the
+# same): a run stamped with other values, or before the key existed, is the same run.
+EXECUTION_ONLY = ("remat", "remat_scope")
+
+
+def _what_trains(stamp) -> dict | None:
+  """A run stamp without its EXECUTION_ONLY keys (in the config and in the base's config)."""
+  if not isinstance(stamp, dict):
+    return stamp
+  return {k: {kk: vv for kk, vv in v.items() if kk not in EXECUTION_ONLY}
+          if isinstance(v, dict) else v for k, v in stamp.items()}
+
+
 def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tuple[float, bool]:
   """Trains `config` in `workdir` unless it is finished there; returns (seconds, reused).
 
@@ -48,7 +61,7 @@ def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tupl
   if os.path.exists(stamp):
     with open(stamp) as f:
       saved = json.load(f)
-  if os.path.isdir(workdir) and saved != wanted:
+  if os.path.isdir(workdir) and _what_trains(saved) != _what_trains(wanted):
     say(tag, f"{label}: {workdir} holds a run with another config; starting it again")
     shutil.rmtree(workdir)
   elif finished(workdir, total):

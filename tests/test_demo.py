@@ -31,6 +31,18 @@ def test_reruns_reuse_only_finished_runs_of_the_same_config(tmp_path, monkeypatc
   assert demo.train(base, base_wd, "sa")[1] is True
   assert demo.train(cfg, wd, "fr", base=base)[1] is True
   assert len(trained) == 2
+  # How the step is computed (remat) is not what it trains, nor is a key older stamps lack.
+  stamp = os.path.join(wd, "run_config.json")
+  with open(stamp) as f:
+    old_stamp = json.load(f)
+  for key in runs.EXECUTION_ONLY:
+    old_stamp["config"].pop(key, None)
+  with open(stamp, "w") as f:
+    json.dump(old_stamp, f)
+  remat = runs.load_config("fr_icmh", "tiny", **{"schedule.total_steps": 5, "remat": True,
+                                                 "remat_scope": "transformer"})
+  assert demo.train(remat, wd, "fr", base=base)[1] is True
+  assert len(trained) == 2
   # Another λ, or the same run over an SA-ICM with another mask source, trains again.
   other_lam = runs.load_config("fr_icmh", "tiny,lam=0.05", **{"schedule.total_steps": 5})
   assert demo.train(other_lam, wd, "fr", base=base)[1] is False
