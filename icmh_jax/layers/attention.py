@@ -83,8 +83,9 @@ def _attend(q, k, v, bias, *, scale, mask):
   largest part of the train step's memory. The recomputation waits for the output gradient
   (`wait_for`), so XLA cannot hoist it into the forward and keep it alive.
   """
-  # The mask is an argument, not a closure: under `lax.map` (`_attend_windows`) it is a traced
-  # chunk of the mask, which the backward, traced later, must receive as a residual.
+  # The mask is an argument, not a closure, so that `_attend` stays differentiable where the
+  # mask is traced (a chunk of it under `lax.map` in `_attend_windows`): a closed-over tracer
+  # leaks into the backward, which is traced later.
   @jax.custom_vjp
   def attend(q, k, v, bias, mask):
     return jnp.einsum("bnhpq,bnhqc->bnhpc", _probs(q, k, bias, scale, mask), v)
