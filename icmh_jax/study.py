@@ -277,8 +277,9 @@ def side_by_side(out, reference_dir, quick) -> dict | None:
     return None
   from icmh_jax.benchmarks import train_compare
   steps, window = (3, 2) if quick else (300, 100)
-  say(f"training LIC-TCM side by side with the PyTorch reference ({steps} steps each, and the "
-      "reference again with other noise; sides already trained are reused)")
+  say(f"training LIC-TCM side by side with the PyTorch reference ({steps} steps each, the same "
+      "noise on both sides, and the reference again with its own noise; sides already trained "
+      "are reused)")
   return train_compare.compare(reference_dir, os.path.join(out, "train_compare"), steps=steps,
                                window=window, control=True)
 
@@ -297,9 +298,14 @@ def side_by_side_section(result) -> list[str]:
            f"clip {c['clip_norm']}, {c['steps']} steps per side; the same initial weights (ours, "
            f"converted) and the same batches (same digests on both sides: "
            f"{'yes' if result['same_batches'] else 'NO'}); machine {m.get('cpu', '?')}, "
-           f"{m.get('usable_cores', '?')} cores. The noise draws differ, so the curves compare, "
-           "not single steps; the control, the reference trained again with other noise, shows "
-           "how far two runs of the same code drift apart.", "",
+           f"{m.get('usable_cores', '?')} cores. " + (
+               "The reference adds the training noise our step drew, so both sides run the same "
+               "computation and differ only in float arithmetic; the control, the reference "
+               "trained again with noise of its own, shows how far noise alone moves the curves."
+               if c.get("noise") == "shared" else
+               "The noise draws differ, so the curves compare, not single steps; the control, "
+               "the reference trained again with other noise, shows how far two runs of the "
+               "same code drift apart."), "",
            "```", train_compare.summary(result), "```", "",
            "![side by side](train_compare/train_compare.png)", ""]
   return lines

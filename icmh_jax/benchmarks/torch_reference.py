@@ -280,9 +280,53 @@ def time_train_step(directory, N: int, batch: int, crop: int, repeats: int,
               images_per_s=batch / t.median_s, threads=n_threads, weights=weights)
 
 
+class _NoiseFeed:
+  """Makes the reference's entropy models add given U(-½, ½) noise instead of drawing their own.
+
+  compressai's `EntropyModel.quantize(inputs, "noise")` is where the training noise is drawn:
+  once per forward by the factorized prior (on z laid out [C, 1, B·h·w]) and then once per Ch-ARM
+  slice by the Gaussian conditional (on y's slice, NCHW), in that order (LIC_TCM `TCM.forward`).
+  `load` queues one step's noise in those layouts; each such call takes the next tensor, and a
+  shape that does not match, or a count that does not, raises instead of training on other noise.
+  """
+
+  def __init__(self, net, num_slices: int):
+    self.num_slices, self.pending = num_slices, []
+    for module in (net.entropy_bottleneck, net.gaussian_conditional):
+      module.quantize = self._fed(module.quantize)
+
+  def _fed(self, quantize):
+    def fed(inputs, mode, means=None):
+      if mode != "noise":
+        return quantize(inputs, mode, means)
+      if not self.pending:
+        raise IcmhError("the reference drew more training noise in one step than was fed "
+                        f"(1 z + {self.num_slices} y slices): its forward is not LIC_TCM's")
+      noise = self.pending.pop(0)
+      if tuple(noise.shape) != tuple(inputs.shape):
+        raise IcmhError(f"fed noise of shape {tuple(noise.shape)} for the reference's "
+                        f"{tuple(inputs.shape)}")
+      return inputs + noise
+    return fed
+
+  def check_used(self) -> None:
+    """Raises unless the last step took every tensor `load` queued."""
+    if self.pending:
+      raise IcmhError(f"the reference left {len(self.pending)} of a step's noise tensors unused")
+
+  def load(self, noise: dict) -> None:
+    """Queues one step's noise {"y": [B, h, w, M], "z": [B, h', w', C]} (NHWC, float32)."""
+    import torch
+    self.check_used()
+    z = torch.from_numpy(np.ascontiguousarray(noise["z"], np.float32))
+    z = z.permute(3, 0, 1, 2).reshape(z.shape[-1], 1, -1).contiguous()
+    y = torch.from_numpy(np.ascontiguousarray(noise["y"], np.float32)).permute(0, 3, 1, 2)
+    self.pending = [z] + [s.contiguous() for s in y.chunk(self.num_slices, 1)]
+
+
 def train_curves(directory, N: int, M: int, num_slices: int, batches, *, lam: float,
                  clip_norm: float, lr: float, aux_lr: float, state_dict: dict | None = None,
-                 seed: int = 0, threads: int | None = None) -> dict:
+                 seed: int = 0, threads: int | None = None, noise=None) -> dict:
   """Trains the reference on `batches` (`_train_step_fn`, one step per batch) and records it.
 
   Args:
@@ -292,7 +336,11 @@ def train_curves(directory, N: int, M: int, num_slices: int, batches, *, lam: fl
       `isolated` (icmh_jax.benchmarks.train_compare.Batches redraws them in the child).
     lam, clip_norm, lr, aux_lr: the loss and optimiser knobs of `_train_step_fn`.
     state_dict: initial weights (`convert.tcm.to_reference`); None: the reference's own init.
+    seed: torch.manual_seed before building (its init and, without `noise`, its noise draws).
     threads: torch CPU threads (default: every usable core).
+    noise: None (the reference draws its own training noise), or an iterable giving, per batch,
+      the noise {"y": [B, h, w, M], "z": [B, h', w', C]} to add instead (`_NoiseFeed`;
+      train_compare.SharedNoise: what our train step drew).
   Returns:
     dict(loss, bpp, mse, step_s, digests: one per step; wall_s, threads, weights), `digests`
     being `harness.digest` of each batch as it was fed.
@@ -304,14 +352,23 @@ def train_curves(directory, N: int, M: int, num_slices: int, batches, *, lam: fl
   with _torch_threads(threads) as n_threads:
     net, weights = _build(TCM, N, M, num_slices, state_dict, seed)
     step = _train_step_fn(net, lam=lam, clip_norm=clip_norm, lr=lr, aux_lr=aux_lr)
+    feed = _NoiseFeed(net, num_slices) if noise is not None else None
+    noises = iter(noise) if noise is not None else None
     for u8 in tqdm(batches, desc="reference", unit="step", file=sys.stderr, dynamic_ncols=True):
       check_train_shape(u8.shape[0], u8.shape[1])
+      if feed is not None:
+        step_noise = next(noises, None)
+        if step_noise is None:
+          raise IcmhError(f"fed noise for {len(curves['loss'])} steps, but {len(batches)} batches")
+        feed.load(step_noise)
       t = time.perf_counter()
       metrics = [float(v) for v in step(_to_batch(u8))]
       curves["step_s"].append(time.perf_counter() - t)
       for k, v in zip(("loss", "bpp", "mse"), metrics):
         curves[k].append(v)
       curves["digests"].append(harness.digest(u8))
+    if feed is not None:
+      feed.check_used()
   return dict(**curves, wall_s=time.perf_counter() - start, threads=n_threads, weights=weights)
 
 

@@ -13,14 +13,19 @@ crops of the bundled train photos from numpy's default_rng(seed), each side hash
 fed. The crop is 256² by default, the smallest the reference trains on: its hyper-analysis needs
 sides that are multiples of 128 and its Ch-ARM's 8x8 windows break at 128² (y is then 8x8).
 
-The uniform training noise is drawn independently on each side, so single steps differ; the claim
-is about curves: the relative gap of the means of loss, bpp and mse over the last `window` steps,
-within `TOLERANCE`. `--control` also trains the reference a second time with other noise
-(torch.manual_seed(seed + 1), same weights and batches): the gap of the reference against itself
-is the floor any port can reach with its own noise. Writes DIR/train_compare.json (config,
-machine, per-step curves and seconds of each side, the gaps) and DIR/train_compare.png (`plot`).
-A rerun with the same work (steps, N, batch, crop, seed, λ) reuses the sides already in
-DIR/train_compare.json and trains only what is missing (e.g. the control).
+By default both sides also add the same training noise: the reference is fed, step by step, the
+U(-½, ½) noise our train step drew (`SharedNoise`, `torch_reference._NoiseFeed`), so the two run
+the same computation and differ only in float arithmetic (step 1: the same loss to float32
+tolerance; the summary prints it). `--noise own` lets each side draw its own noise (then single
+steps differ and only curves compare). The claim is about curves: the relative gap of the means of
+loss, bpp and mse over the last `window` steps, within `TOLERANCE`. `--control` also trains the
+reference with noise of its own (torch.manual_seed(seed), or seed + 1 under `--noise own`; same
+weights and batches): the gap noise alone opens between two runs of the same code, i.e. why a
+port that draws its own noise cannot be held to 2 % over 300 steps. Writes
+DIR/train_compare.json (config, machine, per-step curves and seconds of each side, the gaps) and
+DIR/train_compare.png (`plot`). A rerun with the same work (steps, N, batch, crop, seed, λ,
+noise) reuses the sides already in DIR/train_compare.json and trains only what is missing (e.g.
+the control).
 """
 
 import argparse
@@ -28,6 +33,7 @@ import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -38,7 +44,8 @@ from icmh_jax.errors import ConfigError, IcmhError
 
 TOLERANCE = 0.02  # the issue's goal for the gap of the last `window` steps' means
 METRICS = ("loss", "bpp", "mse")
-WORK = ("steps", "N", "batch", "crop", "seed", "lam")  # what a reusable result must match
+WORK = ("steps", "N", "batch", "crop", "seed", "lam", "noise")  # what a reuse must match
+NOISE = ("shared", "own")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +73,49 @@ class Batches:
       yield np.stack([c["image"] for c in crops])
 
 
+def run_key(seed: int):
+  """The PRNG key our side's train step runs with (its noise: `step.training_noise`)."""
+  import jax
+  return jax.random.key(seed + 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedNoise:
+  """The noise our train step draws, step by step, for the reference to add (`draw_noise` writes
+  it; the reference's child memory-maps it): yields {"y": [B, h, w, M], "z": [B, h', w', C]}
+  float32 per step."""
+  y_path: str
+  z_path: str
+
+  def __len__(self):
+    return len(np.load(self.y_path, mmap_mode="r"))
+
+  def __iter__(self):
+    y, z = np.load(self.y_path, mmap_mode="r"), np.load(self.z_path, mmap_mode="r")
+    for s in range(len(y)):
+      yield {"y": np.array(y[s]), "z": np.array(z[s])}
+
+
+def draw_noise(system, seed: int, steps: int, batch: int, crop: int, directory) -> SharedNoise:
+  """Writes the noise of `steps` train steps of `batch` x crop² (`step.training_noise` with
+  `run_key(seed)`, examples 0..batch-1) to directory/noise_{y,z}.npy."""
+  import jax
+  import jax.numpy as jnp
+  from numpy.lib.format import open_memmap
+  from icmh_jax.train import step as step_lib
+  shapes = system.noise_shapes((crop, crop, 3))
+  key = run_key(seed)
+  draw = jax.jit(lambda s: step_lib.training_noise(shapes, key, s, jnp.arange(batch)))
+  paths = {k: os.path.join(directory, f"noise_{k}.npy") for k in shapes}
+  files = {k: open_memmap(paths[k], "w+", np.float32, (steps, batch, *shapes[k])) for k in shapes}
+  for s in range(steps):
+    for k, v in jax.device_get(draw(s)).items():
+      files[k][s] = v
+  for f in files.values():
+    f.flush()
+  return SharedNoise(paths["y"], paths["z"])
+
+
 def make_config(N: int, batch: int, crop: int, steps: int, lam: float, seed: int):
   """configs/tcm.py at width N and λ, with the batch shape, seed and a constant learning rate."""
   from icmh_jax import config_files
@@ -89,7 +139,7 @@ def train_ours(system, config, params, batches) -> dict:
   mesh = step_lib.make_mesh()
   state = jax.jit(lambda p: optim.create_train_state(p, system.trainable_key()))(
       step_lib.replicate(params, mesh))
-  key_data = jax.device_get(jax.random.key_data(jax.random.key(config.seed + 1)))
+  key_data = jax.device_get(jax.random.key_data(run_key(config.seed)))
   key = jax.random.wrap_key_data(step_lib.replicate(key_data, mesh))
   train_step = step_lib.make_train_step(mesh, system=system, config=config)
   sharding, bpp = step_lib.batch_sharding(mesh), f"bpp/{system.trained_layer}"
@@ -168,12 +218,16 @@ def plot(result: dict, path: str) -> None:
 
 def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int = 4,
             crop: int = 256, seed: int = 0, lam: float = 0.013, window: int = 100,
-            torch_threads: int | None = None, control: bool = False) -> dict:
+            torch_threads: int | None = None, control: bool = False,
+            noise: str = "shared") -> dict:
   """Trains both sides (and the control), writes out_dir/train_compare.json and .png, returns
-  the JSON's dict. Sides already in out_dir/train_compare.json for the same `WORK` are reused."""
+  the JSON's dict. Sides already in out_dir/train_compare.json for the same `WORK` are reused.
+  `noise`: "shared" (the reference adds the noise our step drew) or "own" (`NOISE`)."""
   if steps < 1 or not 1 <= window <= steps:
     raise ConfigError(f"--steps must be >= 1 and --window between 1 and --steps (the gap is "
                       f"taken over the last --window steps), got steps {steps}, window {window}")
+  if noise not in NOISE:
+    raise ConfigError(f"--noise must be one of {', '.join(NOISE)}, got {noise!r}")
   torch_reference.check_train_shape(batch, crop)
   torch_reference.load_reference(reference_dir)  # missing torch / checkout: fail before training
   os.makedirs(out_dir, exist_ok=True)
@@ -187,26 +241,35 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
   batches = Batches(steps, batch, crop, seed)
   m, o = config.model, config.optim
   knobs = dict(lam=float(config.loss.lam), clip_norm=o.clip_norm, lr=o.lr, aux_lr=o.aux_lr)
+  control_seed = seed if noise == "shared" else seed + 1
   settings = dict(steps=steps, N=N, M=m.M, num_slices=m.num_slices_m, batch=batch, crop=crop,
-                  seed=seed, window=window, tolerance=TOLERANCE, torch_threads=torch_threads,
-                  model=m.to_dict(), **knobs)
+                  seed=seed, noise=noise, control_seed=control_seed, window=window,
+                  tolerance=TOLERANCE, torch_threads=torch_threads, model=m.to_dict(), **knobs)
   path = os.path.join(out_dir, "train_compare.json")
   done = _reusable(path, settings)
 
-  def reference_run(noise_seed):
+  def reference_run(torch_seed, fed=None):
     return torch_reference.isolated(
         "train_curves", directory=str(reference_dir), N=m.N_machine, M=m.M,
-        num_slices=m.num_slices_m, batches=batches, seed=noise_seed, threads=torch_threads,
-        state_dict=convert_tcm.to_reference(jax.device_get(params["base"])), **knobs)
+        num_slices=m.num_slices_m, batches=batches, seed=torch_seed, threads=torch_threads,
+        state_dict=convert_tcm.to_reference(jax.device_get(params["base"])), noise=fed, **knobs)
 
   ours = done.get("ours") or train_ours(system, config, params, batches)
-  reference = done.get("reference") or reference_run(seed)
+  reference = done.get("reference")
+  if reference is None and noise == "own":
+    reference = reference_run(seed)
+  elif reference is None:
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+      reference = reference_run(seed, draw_noise(system, seed, steps, batch, crop, tmp))
   result = dict(config=settings, machine=done.get("machine") or harness.machine_info(),
                 ours=ours, reference=reference,
                 same_batches=ours["digests"] == reference["digests"],
+                first_step={k: dict(ours=ours[k][0], reference=reference[k][0],
+                                    relative=ours[k][0] / reference[k][0] - 1.0)
+                            for k in METRICS},
                 gap=gap(ours, reference, window))
   if control or "control" in done:
-    result["control"] = done.get("control") or reference_run(seed + 1)
+    result["control"] = done.get("control") or reference_run(control_seed)
     result["control_gap"] = gap(result["control"], reference, window)
   with open(path, "w") as f:
     json.dump(result, f, indent=1)
@@ -236,16 +299,25 @@ def summary(result: dict) -> str:
     median = float(np.median(s[1:] if len(s) > 1 else s))
     lines.append(f"  {side:9s} {result[side]['wall_s']:8.1f} s wall, {median:.2f} s/step "
                  f"(median after the first)")
+  shared = c.get("noise", "own") == "shared"
+  lines.append("training noise: " + ("shared (the reference adds the noise our step drew)"
+                                     if shared else "each side draws its own"))
+  if "first_step" in result:
+    lines.append("step 1 (same weights and batch" + (" and noise" if shared else "") + "):")
+    for k, g in result["first_step"].items():
+      lines.append(f"  {k:4s} ours {g['ours']:.8g}  reference {g['reference']:.8g}  "
+                   f"{g['relative']:+.2e}")
   lines.append(f"gap over the last {c['window']} steps (ours / reference - 1; goal "
                f"within {c['tolerance']:.0%}):")
   for k, g in result["gap"].items():
     lines.append(f"  {k:4s} ours {g['ours']:.6g}  reference {g['reference']:.6g}  "
                  f"{g['relative']:+.2%}  {'within' if g['within'] else 'OUTSIDE'}")
   if "control" in result:
-    lines.append(f"control: the reference again with other noise (torch seed {c['seed'] + 1}), "
-                 f"against the reference (the floor for any port):")
+    torch_seed = c.get("control_seed", c["seed"] + 1)
+    lines.append(f"control: the reference again with noise of its own (torch seed {torch_seed}), "
+                 f"against the reference (what noise alone does to the gap):")
     for k, g in result["control_gap"].items():
-      lines.append(f"  {k:4s} other noise {g['ours']:.6g}  reference {g['reference']:.6g}  "
+      lines.append(f"  {k:4s} own noise {g['ours']:.6g}  reference {g['reference']:.6g}  "
                    f"{g['relative']:+.2%}  {'within' if g['within'] else 'OUTSIDE'}")
   return "\n".join(lines)
 
@@ -267,9 +339,12 @@ def main(argv=None) -> int:
   p.add_argument("--lam", type=float, default=0.013, help="λ (LIC-TCM's middle rate)")
   p.add_argument("--torch-threads", type=int, default=None,
                  help="torch CPU threads (default: every usable core)")
+  p.add_argument("--noise", choices=NOISE, default="shared",
+                 help="shared: the reference adds the training noise our step drew (the same "
+                      "computation on both sides); own: each side draws its own")
   p.add_argument("--control", action="store_true",
-                 help="also train the reference with other noise: the gap it reaches against "
-                      "itself")
+                 help="also train the reference with noise of its own: the gap noise alone "
+                      "opens")
   args = p.parse_args(argv)
   from icmh_jax import compilation_cache
   compilation_cache.enable()  # a rerun does not compile the train step again
@@ -277,7 +352,7 @@ def main(argv=None) -> int:
     result = compare(args.torch_reference, args.out, steps=args.steps, N=args.N,
                      batch=args.batch, crop=args.crop, seed=args.seed, lam=args.lam,
                      window=args.window, torch_threads=args.torch_threads,
-                     control=args.control)
+                     control=args.control, noise=args.noise)
   except IcmhError as e:
     print(f"train_compare: error: {e}", file=sys.stderr)
     return 1

@@ -50,18 +50,27 @@ def _pmean_flat(tree):
   return jax.lax.pmean(flat, AXIS), unravel
 
 
-def _training_noise(system, keys, image_shape, dtype):
-  """U(-½, ½) noise {"y", "z"} [b, ...] for the trained codec, example i's drawn from keys[i]
-  alone (so it does not depend on how the batch is split over devices). Only the draws are
-  vmapped: the network runs once on the whole batch. Drawn in float32 and then cast, so a
-  bfloat16 run sees its float32 twin's noise (rounded) and differs from it only in arithmetic."""
-  shapes = system.noise_shapes(image_shape)
+def training_noise(shapes: dict, rng, step, index, dtype=jnp.float32) -> dict:
+  """The U(-½, ½) noise {"y", "z"} [len(index), ...] the train step adds to the trained codec's
+  latents at `step` (0-based) for the examples `index` of the global batch.
 
-  def one(key):
-    ky, kz = jax.random.split(key)
+  Example i's noise is drawn from fold_in(fold_in(rng, step), i) alone, so it does not depend on
+  how the batch is split over devices, and a harness can redraw it outside the step (the side by
+  side feeds it to the PyTorch reference). Only the draws are vmapped: the network runs once on
+  the whole batch. Drawn in float32 and then cast, so a bfloat16 run sees its float32 twin's
+  noise (rounded) and differs from it only in arithmetic.
+
+  Args:
+    shapes: one example's {"y": (h, w, M), "z": (h', w', C)} (`System.noise_shapes`).
+    rng: the run's PRNG key; step: the step counter; index: int [b] global example indices.
+  """
+  step_rng = jax.random.fold_in(rng, step)
+
+  def one(i):
+    ky, kz = jax.random.split(jax.random.fold_in(step_rng, i))
     return {"y": jax.random.uniform(ky, shapes["y"], jnp.float32, -0.5, 0.5).astype(dtype),
             "z": jax.random.uniform(kz, shapes["z"], jnp.float32, -0.5, 0.5).astype(dtype)}
-  return jax.vmap(one)(keys)
+  return jax.vmap(one)(index)
 
 
 REMAT_FROM_WIDTH = 128
@@ -111,10 +120,9 @@ def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
   x = _images(batch)
   m = losses.distortion_mask(batch, mask, x)
   key = system.trainable_key()
-  step_rng = jax.random.fold_in(rng, state.step)
-  keys = jax.vmap(lambda i: jax.random.fold_in(step_rng, i))(_global_index(x.shape[0]))
   dtype = jnp.dtype(compute_dtype)
-  noise = _training_noise(system, keys, x.shape[1:], dtype)
+  noise = training_noise(system.noise_shapes(x.shape[1:]), rng, state.step,
+                         _global_index(x.shape[0]), dtype)
 
   def loss_fn(trainable):
     params = _cast({**state.params, key: trainable}, dtype)

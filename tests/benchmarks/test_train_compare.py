@@ -46,15 +46,15 @@ def test_moving_average_averages_what_exists_at_the_start():
 
 def test_a_result_is_reused_only_for_the_same_work(tmp_path):
   path = tmp_path / "train_compare.json"
-  settings = dict(steps=3, N=32, batch=1, crop=256, seed=0, lam=0.013, window=3,
-                  torch_threads=None)
+  settings = dict(steps=3, N=32, batch=1, crop=256, seed=0, lam=0.013, noise="shared",
+                  window=3, torch_threads=None)
   assert train_compare._reusable(str(path), settings) == {}  # nothing written yet
   sides = {"ours": {"loss": [1.0]}, "reference": {"loss": [2.0]}, "machine": {"cpu": "x"}}
   path.write_text(json.dumps(dict(config=settings, gap={}, **sides)))
   # Window and threads change only the gap and the timing, not the curves: reused.
   assert train_compare._reusable(str(path), {**settings, "window": 2, "torch_threads": 1}) == sides
   for k, other in (("steps", 4), ("N", 64), ("batch", 2), ("crop", 384), ("seed", 1),
-                   ("lam", 0.0483)):
+                   ("lam", 0.0483), ("noise", "own")):
     assert train_compare._reusable(str(path), {**settings, k: other}) == {}, k
   path.write_text("{truncated")
   assert train_compare._reusable(str(path), settings) == {}
@@ -64,6 +64,7 @@ def test_a_result_is_reused_only_for_the_same_work(tmp_path):
     (dict(steps=50), "--window between 1 and --steps"),  # the default window is 100 steps
     (dict(steps=3, window=3, crop=128), "crop 128"),
     (dict(steps=3, window=3, crop=320), "crop 320"),
+    (dict(steps=3, window=3, noise="same"), "--noise must be one of shared, own"),
 ])
 def test_bad_arguments_are_refused_before_training(tmp_path, kwargs, message):
   with pytest.raises(ConfigError, match=message):
@@ -116,7 +117,7 @@ def test_both_sides_start_from_the_same_weights_on_the_same_batches(tmp_path):
   directory = _reference_dir()
   steps, batch, crop = 3, 1, 256  # the smallest run the reference trains on
   train_compare.compare(directory, tmp_path, steps=steps, N=32, batch=batch, crop=crop,
-                        window=steps, torch_threads=1)
+                        window=steps, torch_threads=1, noise="own")
   doc = json.loads((tmp_path / "train_compare.json").read_text())
   assert (tmp_path / "train_compare.png").stat().st_size > 10_000
   ours, ref = doc["ours"], doc["reference"]
@@ -141,3 +142,24 @@ def test_both_sides_start_from_the_same_weights_on_the_same_batches(tmp_path):
   assert 0 < sigma < 0.01 * np.mean(draws)  # the bound below is tight enough to mean something
   assert abs(ours["bpp"][0] - ref["bpp"][0]) <= 5 * math.sqrt(2) * sigma
   assert abs(ours["bpp"][0] - np.mean(draws)) <= 5 * sigma * math.sqrt(1 + 1 / 8)
+
+
+@pytest.mark.slow
+def test_shared_noise_makes_both_sides_one_computation(tmp_path):
+  """Fed the noise our step drew, the reference's first step is ours to float32 tolerance in
+  every metric (the rates too, not only the mse); its control, with noise of its own, has the
+  same mse but another rate; the noise files are gone afterwards."""
+  pytest.importorskip("torch")
+  directory = _reference_dir()
+  steps, batch, crop = 3, 2, 256
+  result = train_compare.compare(directory, tmp_path, steps=steps, N=32, batch=batch, crop=crop,
+                                 window=steps, torch_threads=1, control=True)
+  ours, ref, control = result["ours"], result["reference"], result["control"]
+  assert result["config"]["noise"] == "shared" and result["same_batches"]
+  for k in train_compare.METRICS:
+    assert ours[k][0] == pytest.approx(ref[k][0], rel=1e-4), k
+    assert result["first_step"][k]["relative"] == pytest.approx(ours[k][0] / ref[k][0] - 1)
+  assert control["mse"][0] == pytest.approx(ref["mse"][0], rel=1e-4)
+  assert control["bpp"][0] != pytest.approx(ref["bpp"][0], rel=1e-4)
+  assert sorted(os.listdir(tmp_path)) == ["train_compare.json", "train_compare.png"]
+  assert "training noise: shared" in train_compare.summary(result)

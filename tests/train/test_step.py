@@ -151,3 +151,31 @@ def test_runs_differing_in_lam_and_schedule_share_one_traced_step():
   assert math.isclose(seen[0]["lr"], 1e-3, rel_tol=1e-6)
   assert math.isclose(seen[1]["lr"], 1e-2 * 0.1, rel_tol=1e-6)  # milestone 0 already passed
   assert seen[0]["loss"] != seen[1]["loss"]  # λ 0.01 vs 0.05 on the same batch and weights
+
+
+def test_training_noise_redrawn_outside_the_step_is_the_noise_the_step_added():
+  """`step.training_noise` is the step's own draw: the loss of the weights before the update,
+  recomputed with the noise redrawn for that step, is the step's loss (what lets the side by
+  side feed our noise to the PyTorch reference); another step's noise gives another loss."""
+  sys.path.insert(0, str(HERE))
+  from toy_system import ToySystem
+  system, config = ToySystem(), toy_config()
+  mesh = step.make_mesh(jax.devices()[:1])
+  x = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
+  state, key = _state(system, config), jax.random.key(7)
+  params = _state(system, config).params  # the step donates `state`
+  train = step.make_train_step(mesh, system=system, config=config)
+  _, metrics = train(state, {"image": x}, key)
+
+  def loss_with_noise_of(at_step):
+    noise = step.training_noise(system.noise_shapes(x.shape[1:]), key, at_step, jnp.arange(2))
+    assert noise["y"].shape == (2, 4, 4, 8) and noise["z"].shape == (2, 2, 2, 8)
+    assert float(jnp.min(noise["y"])) >= -0.5 and float(jnp.max(noise["y"])) <= 0.5
+    images = jnp.asarray(x, jnp.float32) / 255.0
+    out = system.apply(params, images, train=True, noise=noise)
+    loss, _ = losses.rate_distortion(out, images, losses.distortion_mask({}, "none", images),
+                                     trained_layer="machine", lam=config.loss.lam)
+    return float(loss)
+
+  assert math.isclose(loss_with_noise_of(0), float(metrics["loss"]), rel_tol=1e-5)
+  assert not math.isclose(loss_with_noise_of(1), float(metrics["loss"]), rel_tol=1e-3)
