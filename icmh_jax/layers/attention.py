@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from icmh_jax.layers.activations import gelu
-from icmh_jax.layers.conv import vary_like, wait_for
+from icmh_jax.layers.conv import vary_like
 from icmh_jax.layers.init import fan_in_uniform, host_zeros
 from icmh_jax.layers.remat import checkpointed
 
@@ -64,64 +64,50 @@ def _bias_grad(g):
 
 
 def _probs(q, k, bias, scale, mask):
-  """softmax(q k^T * scale + bias, masked): [B, windows, heads, T, T]."""
-  logits = jnp.einsum("bnhpc,bnhqc->bnhpq", q, k) * scale + bias
+  """softmax(q k^T * scale + bias, masked): [..., heads, T, T]."""
+  logits = jnp.einsum("...hpc,...hqc->...hpq", q, k) * scale + bias
   if mask is not None:
     logits = jnp.where(mask, -jnp.inf, logits)
   return jax.nn.softmax(logits, axis=-1)
 
 
-def _attend(q, k, v, bias, *, scale, mask):
+def _attend(q, k, v, bias, scale, mask):
   """softmax(q k^T * scale + bias, masked) v per window and head.
 
-  q, k, v: [B, windows, heads, T, head_dim] (heads before tokens: the batched matmuls then
-  run 2x faster on CPU than with tokens first); bias: [heads, T, T]; mask: None or bool
-  [1, windows, 1, T, T] (True: may not attend) -> [B, windows, heads, T, head_dim].
-
-  The backward keeps only q, k, v, the bias and the output and recomputes the probabilities:
-  the maps ([windows, heads, T, T], 8x the activations they come from at 8x8 windows) were the
-  largest part of the train step's memory. The recomputation waits for the output gradient
-  (`wait_for`), so XLA cannot hoist it into the forward and keep it alive.
+  q, k, v: [..., heads, T, head_dim] (heads before tokens: the batched matmuls then run 2x
+  faster on CPU than with tokens first); bias: [heads, T, T]; mask: None or bool broadcastable
+  to [..., heads, T, T] (True: may not attend) -> [..., heads, T, head_dim].
   """
-  # The mask is an argument, not a closure, so that `_attend` stays differentiable where the
-  # mask is traced (a chunk of it under `lax.map` in `_attend_windows`): a closed-over tracer
-  # leaks into the backward, which is traced later.
-  @jax.custom_vjp
-  def attend(q, k, v, bias, mask):
-    return jnp.einsum("bnhpq,bnhqc->bnhpc", _probs(q, k, bias, scale, mask), v)
+  return jnp.einsum("...hpq,...hqc->...hpc", _probs(q, k, bias, scale, mask), v)
 
-  def fwd(q, k, v, bias, mask):
-    out = attend(q, k, v, bias, mask)
-    return out, ((q, k, v, bias, out), mask)
 
-  def bwd(res, g):
-    (q, k, v, bias, out), mask = wait_for(res[0], g), res[1]
-    p = _probs(q, k, bias, scale, mask)
-    dv = jnp.einsum("bnhpq,bnhpc->bnhqc", p, g)
-    dp = jnp.einsum("bnhpc,bnhqc->bnhpq", g, v)
-    # softmax': p * (dp - sum_q dp p), where sum_q dp p = sum_c g out: a reduction over
-    # head_dim, not over T (XLA CPU ran the [.., T, T] one at a tenth of memory speed).
-    row = jnp.sum(g * out, axis=-1, keepdims=True)
-    dlogits = p * (dp - row)  # 0 where masked
-    dq = jnp.einsum("bnhpq,bnhqc->bnhpc", dlogits, k) * scale
-    dk = jnp.einsum("bnhpq,bnhpc->bnhqc", dlogits, q) * scale
-    return dq, dk, dv, _bias_grad(dlogits), None
-
-  attend.defvjp(fwd, bwd)
-  return attend(q, k, v, bias, None if mask is None else jnp.asarray(mask))
+def _attend_backward(q, k, v, bias, scale, mask, out, g):
+  """The gradients (dq, dk, dv, dbias) of `_attend` for the output gradient g, from q, k, v and
+  its output: the probabilities are recomputed, never kept."""
+  p = _probs(q, k, bias, scale, mask)
+  dv = jnp.einsum("...hpq,...hpc->...hqc", p, g)
+  dp = jnp.einsum("...hpc,...hqc->...hpq", g, v)
+  # softmax': p * (dp - sum_q dp p), where sum_q dp p = sum_c g out: a reduction over
+  # head_dim, not over T (XLA CPU ran the [.., T, T] one at a tenth of memory speed).
+  row = jnp.sum(g * out, axis=-1, keepdims=True)
+  dlogits = p * (dp - row)  # 0 where masked
+  dq = jnp.einsum("...hpq,...hqc->...hpc", dlogits, k) * scale
+  dk = jnp.einsum("...hpq,...hpc->...hqc", dlogits, q) * scale
+  return dq, dk, dv, _bias_grad(dlogits)
 
 
 WINDOWS_PER_CHUNK = 16
 
 
 def _attend_windows(qkv, bias, n_heads: int, *, scale, mask):
-  """Multi-head attention inside each window.
+  """Multi-head attention inside each window, a chunk of at most WINDOWS_PER_CHUNK windows at a
+  time (`lax.map`) both ways, so that a chunk's head split, [heads, T, T] maps and head merge
+  stay in cache: W-MSA of 256 x 384 x 128 in 16 heads of 8 ran 797 ms at once, 353 ms in chunks.
 
-  Evaluated (encode, decode, eval), the windows go a chunk of at most WINDOWS_PER_CHUNK at a
-  time (`lax.map`), so a chunk's head split, [heads, T, T] maps and head merge stay in cache:
-  W-MSA of 256 x 384 x 128 in 16 heads of 8 ran 797 ms at once, 353 ms in chunks. Differentiated
-  (training), all windows go at once through `_attend`: the chunked loop's backward raised the
-  N=128 train step's peak memory by 4.6 GB (12.3 -> 16.9 GB, above the reference's 16.0 GB).
+  The backward (a custom VJP) keeps only qkv, the bias and the output, and recomputes each
+  chunk's maps from them: the maps ([windows, heads, T, T], 8x the activations they come from at
+  8x8 windows) were the largest part of the train step's memory. Differentiating the chunked
+  forward instead (autodiff through `lax.map`) raised the N=128 step's peak RSS by 4.6 GB.
 
   Args:
     qkv: [B, windows, T, 3C], channels (q|k|v) x heads x head_dim.
@@ -135,37 +121,49 @@ def _attend_windows(qkv, bias, n_heads: int, *, scale, mask):
   """
   b, n_windows, t, c3 = qkv.shape
   c, hd = c3 // 3, c3 // 3 // n_heads
+  n = max(d for d in range(1, min(n_windows, WINDOWS_PER_CHUNK) + 1) if n_windows % d == 0)
+  chunks = b * n_windows // n
+  masks = ()
+  if mask is not None:  # a chunk never straddles two images: n divides the windows per image
+    m = np.broadcast_to(mask.reshape(1, n_windows // n, n, 1, t, t),
+                        (b, n_windows // n, n, 1, t, t))
+    masks = (m.reshape(chunks, n, 1, t, t),)
 
-  def at_once(qkv, bias):
-    q, k, v = qkv.reshape(b, n_windows, t, 3, n_heads, hd).transpose(3, 0, 1, 4, 2, 5)
-    out = _attend(q, k, v, bias, scale=scale, mask=None if mask is None else mask[None, :, None])
-    return out.transpose(0, 1, 3, 2, 4).reshape(b, n_windows, t, c)
+  def split(a):  # a chunk [n, T, parts·C] -> parts x [n, heads, T, head_dim]
+    return a.reshape(n, t, -1, n_heads, hd).transpose(2, 0, 3, 1, 4)
 
-  def in_chunks(qkv, bias):
-    n = max(d for d in range(1, min(n_windows, WINDOWS_PER_CHUNK) + 1) if n_windows % d == 0)
-    xs = (qkv.reshape(b * n_windows // n, n, t, 3, n_heads, hd),)
-    if mask is not None:  # a chunk never straddles two images: n divides the windows per image
-      m = np.broadcast_to(mask.reshape(1, n_windows // n, n, 1, t, t),
-                          (b, n_windows // n, n, 1, t, t))
-      xs += (m.reshape(b * n_windows // n, n, 1, t, t),)
+  def merge(*parts):  # parts x [n, heads, T, head_dim] -> [n, T, parts·C]
+    return jnp.stack(parts).transpose(1, 3, 0, 2, 4).reshape(n, t, len(parts) * c)
 
-    def chunk(args):
-      q, k, v = args[0].transpose(2, 0, 3, 1, 4)  # [n, heads, T, head_dim] each
-      m = args[1][None] if mask is not None else None
-      out = _attend(q[None], k[None], v[None], bias, scale=scale, mask=m)[0]
-      return out.transpose(0, 2, 1, 3).reshape(n, t, c)
+  def in_chunks(fn, *arrays):  # fn over chunks of [B, windows, T, ·] arrays (and the mask)
+    return jax.lax.map(fn, tuple(a.reshape(chunks, n, t, a.shape[-1]) for a in arrays) + masks)
 
-    return jax.lax.map(chunk, xs).reshape(b, n_windows, t, c)
+  def forward(qkv, bias):
+    def one(xs):
+      q, k, v = split(xs[0])
+      return merge(_attend(q, k, v, bias, scale, xs[1] if masks else None))
+    return in_chunks(one, qkv).reshape(b, n_windows, t, c)
 
   @jax.custom_vjp
   def attend(qkv, bias):
-    return in_chunks(qkv, bias)
+    return forward(qkv, bias)
 
   def fwd(qkv, bias):
-    out, vjp = jax.vjp(at_once, qkv, bias)
-    return out, vjp
+    out = forward(qkv, bias)
+    return out, (qkv, bias, out)
 
-  attend.defvjp(fwd, lambda vjp, g: vjp(g))
+  def bwd(res, g):
+    qkv, bias, out = res
+
+    def one(xs):
+      (q, k, v), (o,), (g_,) = split(xs[0]), split(xs[1]), split(xs[2])
+      dq, dk, dv, dbias = _attend_backward(q, k, v, bias, scale, xs[3] if masks else None, o, g_)
+      return merge(dq, dk, dv), dbias
+
+    dqkv, dbias = in_chunks(one, qkv, out, g)
+    return dqkv.reshape(qkv.shape), _bias_grad(dbias)
+
+  attend.defvjp(fwd, bwd)
   return attend(qkv, bias)
 
 

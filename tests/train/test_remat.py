@@ -33,29 +33,40 @@ def _reference_attend(q, k, v, bias, *, scale, mask):
   return jnp.einsum("bnhpq,bnhqc->bnhpc", jax.nn.softmax(logits, axis=-1), v)
 
 
+def _reference_windows(qkv, bias, heads, mask):
+  """`_attend_windows` by the textbook formula, all windows at once, plain autodiff."""
+  b, n_w, t, c3 = qkv.shape
+  q, k, v = qkv.reshape(b, n_w, t, 3, heads, c3 // 3 // heads).transpose(3, 0, 1, 4, 2, 5)
+  out = _reference_attend(q, k, v, bias, scale=0.3,
+                          mask=None if mask is None else mask[None, :, None])
+  return out.transpose(0, 1, 3, 2, 4).reshape(b, n_w, t, c3 // 3)
+
+
 def test_attention_backward_matches_autodiff_and_keeps_no_maps(capsys):
-  ks = jax.random.split(jax.random.key(0), 5)
-  q, k, v = (jax.random.normal(ks[i], (2, 4, 2, WS * WS, 8)) for i in range(3))
-  bias = jax.random.normal(ks[3], (2, WS * WS, WS * WS))
-  mask = jnp.asarray(attention.shifted_window_mask(2, 2, WS))[None, :, None]
-  g = jax.random.normal(ks[4], q.shape)
-  for m in (None, mask):
-    ours = lambda *a: jnp.sum(g * attention._attend(*a, scale=0.3, mask=m))  # noqa: E731
-    ref = lambda *a: jnp.sum(g * _reference_attend(*a, scale=0.3, mask=m))  # noqa: E731
-    np.testing.assert_allclose(ours(q, k, v, bias), ref(q, k, v, bias), rtol=1e-5)
-    for a, b in zip(jax.jit(jax.grad(ours, (0, 1, 2, 3)))(q, k, v, bias),
-                    jax.jit(jax.grad(ref, (0, 1, 2, 3)))(q, k, v, bias)):
+  heads, hd = 2, 4
+  ks = jax.random.split(jax.random.key(0), 3)
+  qkv = jax.random.normal(ks[0], (2, 4, WS * WS, 3 * heads * hd))
+  bias = jax.random.normal(ks[1], (heads, WS * WS, WS * WS))
+  g = jax.random.normal(ks[2], (2, 4, WS * WS, heads * hd))
+  for m in (None, attention.shifted_window_mask(2, 2, WS)):
+    ours = lambda qkv, bias: jnp.sum(g * attention._attend_windows(  # noqa: E731
+        qkv, bias, heads, scale=0.3, mask=m))
+    ref = lambda qkv, bias: jnp.sum(g * _reference_windows(qkv, bias, heads, m))  # noqa: E731
+    np.testing.assert_allclose(ours(qkv, bias), ref(qkv, bias), rtol=1e-5)
+    for a, b in zip(jax.jit(jax.grad(ours, (0, 1)))(qkv, bias),
+                    jax.jit(jax.grad(ref, (0, 1)))(qkv, bias)):
       np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
-  print_saved_residuals(ours, q, k, v, bias)
-  out = capsys.readouterr().out
-  assert not re.search(rf"f32\[\d+,\d+,\d+,{WS * WS},{WS * WS}\]", out)  # no [.., T, T] map
-  assert "f32[2,4,2,16,8]" in out  # q, k, v are what it keeps
+    print_saved_residuals(ours, qkv, bias)
+    out = capsys.readouterr().out
+    assert not re.search(rf"f32\[(\d+,){{2,}}{WS * WS},{WS * WS}\]", out)  # no [.., T, T] map
+    assert "f32[2,4,16,24] from the argument qkv" in out  # what it keeps: qkv ...
+    assert re.search(r"f32\[2,4,16,8\] output of scan", out)  # ... and its output
 
 
 def test_windows_in_chunks_match_all_at_once_with_gradients_through_the_mask():
-  """`_attend_windows` evaluates chunks of windows (24 per image here: 2 chunks of 12 each) and
-  differentiates all at once; both equal the textbook formula, the mask included."""
+  """`_attend_windows` evaluates and differentiates chunks of windows (24 per image here: 2
+  chunks of 12 each, the mask split with them); both equal the textbook formula."""
   heads, hd, n_w = 2, 4, 24
   assert n_w > attention.WINDOWS_PER_CHUNK
   ks = jax.random.split(jax.random.key(0), 3)
@@ -63,12 +74,7 @@ def test_windows_in_chunks_match_all_at_once_with_gradients_through_the_mask():
   bias = jax.random.normal(ks[1], (heads, WS * WS, WS * WS))
   g = jax.random.normal(ks[2], (2, n_w, WS * WS, heads * hd))
   mask = attention.shifted_window_mask(4, 6, WS)
-
-  def reference(qkv, bias):
-    q, k, v = qkv.reshape(2, n_w, WS * WS, 3, heads, hd).transpose(3, 0, 1, 4, 2, 5)
-    out = _reference_attend(q, k, v, bias, scale=0.3, mask=mask[None, :, None])
-    return out.transpose(0, 1, 3, 2, 4).reshape(2, n_w, WS * WS, heads * hd)
-
+  reference = lambda qkv, bias: _reference_windows(qkv, bias, heads, mask)  # noqa: E731
   ours = lambda qkv, bias: attention._attend_windows(qkv, bias, heads, scale=0.3, mask=mask)  # noqa: E731
   np.testing.assert_allclose(ours(qkv, bias), reference(qkv, bias), rtol=1e-5, atol=1e-6)
   loss = lambda f: lambda *a: jnp.sum(g * f(*a))  # noqa: E731
