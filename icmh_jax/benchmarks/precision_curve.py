@@ -6,7 +6,8 @@
 Trains `configs/tcm.py:tiny=True` (constant learning rate) from the same weights on the batches
 of `train_compare.Batches`, through the real sharded train step, three times:
   float32; bfloat16 (`compute_dtype`; params, gradients and Adam stay float32) with the same
-  training noise (drawn in float32, then rounded); and a control, float32 with other noise draws.
+  training noise (float32 in both: `step.training_noise`); and a control, float32 with other
+  noise draws.
 The claim is about the curves: the loss of bfloat16 averaged over each run of `window`
 consecutive steps stays within `TOLERANCE` of float32's. The control says how far two float32
 runs drift apart from the noise alone (the trajectories are chaotic), i.e. what the tolerance can

@@ -50,15 +50,17 @@ def _pmean_flat(tree):
   return jax.lax.pmean(flat, AXIS), unravel
 
 
-def training_noise(shapes: dict, rng, step, index, dtype=jnp.float32) -> dict:
+def training_noise(shapes: dict, rng, step, index) -> dict:
   """The U(-½, ½) noise {"y", "z"} [len(index), ...] the train step adds to the trained codec's
   latents at `step` (0-based) for the examples `index` of the global batch.
 
   Example i's noise is drawn from fold_in(fold_in(rng, step), i) alone, so it does not depend on
   how the batch is split over devices, and a harness can redraw it outside the step (the side by
   side feeds it to the PyTorch reference). Only the draws are vmapped: the network runs once on
-  the whole batch. Drawn in float32 and then cast, so a bfloat16 run sees its float32 twin's
-  noise (rounded) and differs from it only in arithmetic.
+  the whole batch. Float32 whatever the compute dtype: the noise enters only the rates, and
+  y + noise rounded to bfloat16 (8 significant bits) would coarsen the noise itself wherever
+  |y| >= 2, so a bfloat16 run computes its rates from the float32 noisy latents (JAX promotes)
+  with exactly its float32 twin's noise.
 
   Args:
     shapes: one example's {"y": (h, w, M), "z": (h', w', C)} (`System.noise_shapes`).
@@ -68,8 +70,8 @@ def training_noise(shapes: dict, rng, step, index, dtype=jnp.float32) -> dict:
 
   def one(i):
     ky, kz = jax.random.split(jax.random.fold_in(step_rng, i))
-    return {"y": jax.random.uniform(ky, shapes["y"], jnp.float32, -0.5, 0.5).astype(dtype),
-            "z": jax.random.uniform(kz, shapes["z"], jnp.float32, -0.5, 0.5).astype(dtype)}
+    return {"y": jax.random.uniform(ky, shapes["y"], jnp.float32, -0.5, 0.5),
+            "z": jax.random.uniform(kz, shapes["z"], jnp.float32, -0.5, 0.5)}
   return jax.vmap(one)(index)
 
 
@@ -122,7 +124,7 @@ def train_step(state: optim.TrainState, batch, rng, hyper, *, system, mask: str,
   key = system.trainable_key()
   dtype = jnp.dtype(compute_dtype)
   noise = training_noise(system.noise_shapes(x.shape[1:]), rng, state.step,
-                         _global_index(x.shape[0]), dtype)
+                         _global_index(x.shape[0]))
 
   def loss_fn(trainable):
     params = _cast({**state.params, key: trainable}, dtype)
