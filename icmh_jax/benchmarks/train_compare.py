@@ -192,8 +192,10 @@ def plot(result: dict, path: str) -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4))
   steps = len(result["ours"]["loss"])
   n = max(1, steps // 20)
-  labels = {"ours": "ours (JAX)", "reference": "PyTorch reference",
-            "control": "PyTorch reference, other noise"}
+  shared = result["config"].get("noise") == "shared"
+  labels = {"ours": "ours (JAX)",
+            "reference": "PyTorch reference" + (", fed our noise" if shared else ""),
+            "control": "PyTorch reference, " + ("its own noise" if shared else "other noise")}
   colors = {"ours": "tab:blue", "reference": "tab:orange", "control": "tab:gray"}
   for side in (s for s in labels if s in result):
     curves, color = result[side], colors[side]
@@ -210,7 +212,7 @@ def plot(result: dict, path: str) -> None:
     ax.grid(alpha=0.3)
   axes[0].legend()
   fig.suptitle(f"LIC-TCM N={c['N']}, batch {c['batch']} x {c['crop']}², λ={c['lam']}, "
-               f"same initial weights and batches")
+               f"same initial weights and batches" + (" and noise" if shared else ""))
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
