@@ -96,19 +96,28 @@ def test_side_by_side_section_reports_the_gap_of_a_compare_result():
   curves = lambda v: {"loss": [v, v], "bpp": [0.5, 0.5], "mse": [0.01, 0.01], "step_s": [2.0, 1.0],
                       "wall_s": 3.0}
   result = dict(config=dict(N=32, M=320, num_slices=5, batch=4, crop=256, lam=0.013, lr=1e-4,
-                            aux_lr=1e-3, clip_norm=1.0, steps=2, window=2, tolerance=0.02, seed=0),
+                            aux_lr=1e-3, clip_norm=1.0, steps=2, window=2, tolerance=0.02, seed=0,
+                            noise="shared", control_seed=0),
                 machine={"cpu": "test", "usable_cores": 2}, same_batches=True,
-                ours=curves(1.01), reference=curves(1.0))
+                ours=curves(1.01), reference=curves(1.0),
+                first_step={k: dict(ours=2.0, reference=2.0 + 2e-6, relative=-1e-6)
+                            for k in train_compare.METRICS})
   result["gap"] = train_compare.gap(result["ours"], result["reference"], 2)
   text = "\n".join(study.side_by_side_section(result))
   assert "same digests on both sides: yes" in text
+  assert "The reference adds the training noise our step drew" in text
+  assert "step 1 (same weights and batch and noise):" in text
+  assert "loss ours 2  reference 2.000002  -1.00e-06" in text
   assert "loss ours 1.01  reference 1  +1.00%  within" in text
   assert "train_compare.png" in text
-  assert "other noise (torch seed" not in text
+  assert "noise of its own (torch seed" not in text
   result["control"] = curves(0.97)
   result["control_gap"] = train_compare.gap(result["control"], result["reference"], 2)
   text = "\n".join(study.side_by_side_section(result))
-  assert "other noise (torch seed 1)" in text
-  assert "loss other noise 0.97  reference 1  -3.00%  OUTSIDE" in text
+  assert "noise of its own (torch seed 0)" in text
+  assert "loss own noise 0.97  reference 1  -3.00%  OUTSIDE" in text
+  result["config"].update(noise="own", control_seed=1)
+  text = "\n".join(study.side_by_side_section(result))
+  assert "The noise draws differ" in text and "noise of its own (torch seed 1)" in text
   assert "Not run" in "\n".join(study.side_by_side_section(None))
   assert study.side_by_side("unused", None, quick=False) is None
