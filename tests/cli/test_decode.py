@@ -8,9 +8,8 @@ from PIL import Image
 from icmh_jax import cli, imageio
 from icmh_jax.errors import BitstreamError
 from icmh_jax.models import registry
+from tiny_model import TINY
 
-TINY = dict(N_machine=32, N=32, M=128, num_slices_m=2, num_slices_a=1, depths=[1] * 6,
-            head_dims=[16] * 6, inter_dim=32, cc_hidden=[32, 32], z_channels=32)
 MODEL = ["--random-init", "--config-json", json.dumps(TINY)]
 
 

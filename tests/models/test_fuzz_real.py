@@ -22,9 +22,8 @@ import skimage.data
 from icmh_jax.entropy import container
 from icmh_jax.errors import IcmhError
 from icmh_jax.models import registry, scalable
+from tiny_model import TINY
 
-TINY = dict(N_machine=32, N=32, M=128, num_slices_m=2, num_slices_a=1, depths=(1,) * 6,
-            head_dims=(16,) * 6, inter_dim=32, cc_hidden=(32, 32), z_channels=32)
 SYSTEMS = ("sa_icm", "icmh_ff", "fr_icmh", "pr_icmh")
 H, W = 100, 120
 CROPS = ((20, 80), (60, 20), (120, 130))  # three photos of one size

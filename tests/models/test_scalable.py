@@ -17,9 +17,8 @@ from icmh_jax.entropy import container
 from icmh_jax.errors import BitstreamError
 from icmh_jax.models import coding, registry, scalable
 from icmh_jax.models import config as model_config
+from tiny_model import TINY
 
-TINY = dict(N_machine=32, N=32, M=128, num_slices_m=2, num_slices_a=1, depths=(1,) * 6,
-            head_dims=(16,) * 6, inter_dim=32, cc_hidden=(32, 32), z_channels=32)
 H, W = 100, 120
 
 

@@ -9,9 +9,8 @@ import skimage.data
 from icmh_jax.entropy import container
 from icmh_jax.errors import BitstreamError
 from icmh_jax.models import registry
+from tiny_model import TINY
 
-TINY = dict(N_machine=32, N=32, M=128, num_slices_m=2, num_slices_a=1, depths=(1,) * 6,
-            head_dims=(16,) * 6, inter_dim=32, cc_hidden=(32, 32), z_channels=32)
 HUMAN = ("icmh_ff", "fr_icmh", "pr_icmh")
 H, W, TOP, LEFT = 100, 120, 14, 4  # padded to 128 x 128: floor(pad / 2) top / left
 
