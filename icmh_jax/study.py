@@ -300,8 +300,11 @@ def side_by_side_section(result) -> list[str]:
            f"{'yes' if result['same_batches'] else 'NO'}); machine {m.get('cpu', '?')}, "
            f"{m.get('usable_cores', '?')} cores. " + (
                "The reference adds the training noise our step drew, so both sides run the same "
-               "computation and differ only in float arithmetic; the control, the reference "
-               "trained again with noise of its own, shows how far noise alone moves the curves."
+               "computation and differ only in float arithmetic (step 1 below); those last-bit "
+               "differences grow from step to step, as in any chaotic training, and the lines "
+               "below say for how many steps the losses stay within 0.1 %. The control, the "
+               "reference trained again with noise of its own, shows how far the curves of one "
+               "code move apart when its runs part."
                if c.get("noise") == "shared" else
                "The noise draws differ, so the curves compare, not single steps; the control, "
                "the reference trained again with other noise, shows how far two runs of the "

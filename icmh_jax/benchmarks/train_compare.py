@@ -46,6 +46,7 @@ TOLERANCE = 0.02  # the issue's goal for the gap of the last `window` steps' mea
 METRICS = ("loss", "bpp", "mse")
 WORK = ("steps", "N", "batch", "crop", "seed", "lam", "noise")  # what a reuse must match
 NOISE = ("shared", "own")
+AGREE = 1e-3  # relative loss gap up to which two runs' steps count as the same computation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +177,15 @@ def gap(ours: dict, reference: dict, window: int) -> dict:
   return out
 
 
+def agreement(test: dict, reference: dict, tol: float = AGREE) -> int:
+  """Steps, from the first, over which every step's loss of `test` is within `tol` (relative) of
+  `reference`'s: how long two runs stay one computation before their differences grow (float
+  rounding, or other noise) and the trajectories part."""
+  rel = np.abs(np.asarray(test["loss"], float) / np.asarray(reference["loss"], float) - 1.0)
+  apart = np.nonzero(~(rel <= tol))[0]
+  return int(apart[0]) if apart.size else len(rel)
+
+
 def moving_average(values, n: int) -> np.ndarray:
   """Trailing mean over up to `n` values (the first points average what exists so far)."""
   c = np.cumsum(np.concatenate([[0.0], np.asarray(values, float)]))
@@ -269,10 +279,11 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
                 first_step={k: dict(ours=ours[k][0], reference=reference[k][0],
                                     relative=ours[k][0] / reference[k][0] - 1.0)
                             for k in METRICS},
-                gap=gap(ours, reference, window))
+                gap=gap(ours, reference, window), agree_steps=agreement(ours, reference))
   if control or "control" in done:
     result["control"] = done.get("control") or reference_run(control_seed)
     result["control_gap"] = gap(result["control"], reference, window)
+    result["control_agree_steps"] = agreement(result["control"], reference)
   with open(path, "w") as f:
     json.dump(result, f, indent=1)
   plot(result, os.path.join(out_dir, "train_compare.png"))
@@ -309,6 +320,11 @@ def summary(result: dict) -> str:
     for k, g in result["first_step"].items():
       lines.append(f"  {k:4s} ours {g['ours']:.8g}  reference {g['reference']:.8g}  "
                    f"{g['relative']:+.2e}")
+  if "agree_steps" in result:
+    control = (f" (the control with its own noise: {result['control_agree_steps']})"
+               if "control_agree_steps" in result else "")
+    lines.append(f"steps from the first with the losses within {AGREE:.1%} of the reference's: "
+                 f"ours {result['agree_steps']}{control}")
   lines.append(f"gap over the last {c['window']} steps (ours / reference - 1; goal "
                f"within {c['tolerance']:.0%}):")
   for k, g in result["gap"].items():

@@ -39,6 +39,16 @@ def test_gap_window_outside_the_steps_run_raises(window):
     train_compare.gap(three, three, window)
 
 
+def test_agreement_counts_the_steps_before_the_first_loss_gap_above_the_tolerance():
+  reference = _curves([10.0, 10.0, 10.0, 10.0], [1.0] * 4, [1.0] * 4)
+  ours = _curves([10.0, 10.005, 10.02, 10.0], [1.0] * 4, [1.0] * 4)  # 0, 5e-4, 2e-3, 0
+  assert train_compare.agreement(ours, reference) == 2  # the step after 2 is 0.2 % apart
+  assert train_compare.agreement(ours, reference, tol=0.01) == 4
+  assert train_compare.agreement(reference, reference) == 4
+  nan = _curves([float("nan"), 10.0, 10.0, 10.0], [1.0] * 4, [1.0] * 4)
+  assert train_compare.agreement(nan, reference) == 0  # a NaN never agrees
+
+
 def test_moving_average_averages_what_exists_at_the_start():
   np.testing.assert_allclose(train_compare.moving_average([2.0, 4.0, 6.0, 8.0], 2),
                              [2.0, 3.0, 5.0, 7.0])
