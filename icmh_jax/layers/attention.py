@@ -107,7 +107,9 @@ def _attend_windows(qkv, bias, n_heads: int, *, scale, mask):
   The backward (a custom VJP) keeps only qkv, the bias and the output, and recomputes each
   chunk's maps from them: the maps ([windows, heads, T, T], 8x the activations they come from at
   8x8 windows) were the largest part of the train step's memory. Differentiating the chunked
-  forward instead (autodiff through `lax.map`) raised the N=128 step's peak RSS by 4.6 GB.
+  forward instead (autodiff through `lax.map`) raised the N=128 step's peak RSS by 4.6 GB; this
+  VJP against all windows at once in the backward: N=128 step 54.7 vs 58.6 s, peak RSS 15.4 vs
+  14.9 GB; N=64 no faster (BENCHMARKS.md, session 13).
 
   Args:
     qkv: [B, windows, T, 3C], channels (q|k|v) x heads x head_dim.

@@ -70,9 +70,9 @@ conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 def wait_for(tree, token):
   """`tree` unchanged, but computed from `token` too, so XLA cannot schedule what is built from it
-  before `token` exists. The backward uses it to keep recomputation (row patches, attention maps)
-  out of the forward, where every layer's copy would stay alive until its gradient runs: XLA CPU
-  drops `optimization_barrier` before scheduling, a data dependency it keeps. Adds 0 (from
+  before `token` exists. The backward uses it to keep recomputation (row patches, a checkpointed
+  block) out of the forward, where every layer's copy would stay alive until its gradient runs:
+  XLA CPU drops `optimization_barrier` before scheduling, a data dependency it keeps. Adds 0 (from
   token's first element) to each floating leaf; only a NaN / Inf in that element shows through.
   """
   zero = jnp.ravel(token)[0] * 0
