@@ -12,7 +12,7 @@ import sys
 
 from absl import app, flags, logging
 
-from icmh_jax import compilation_cache, config_files, malloc_options
+from icmh_jax import compilation_cache, config_files, malloc_options, xla_options
 
 _CONFIG = flags.DEFINE_string("config", None, "config file (configs/<family>.py:knobs)")
 _WORKDIR = flags.DEFINE_string("workdir", None, "directory for checkpoints and logs")
@@ -32,6 +32,7 @@ def main(args):
     print(f"train: error: {e}", file=sys.stderr)
     return 1
   compilation_cache.enable()
+  xla_options.inline_cpu_dispatch()
   import jax
   if _DISTRIBUTED.value:
     jax.distributed.initialize()

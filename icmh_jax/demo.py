@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 
-from icmh_jax import compilation_cache, malloc_options, runs
+from icmh_jax import compilation_cache, malloc_options, runs, xla_options
 
 SYSTEMS = ("icmh_ff", "fr_icmh", "pr_icmh")
 EDGE_NAMES = {"canny": "Canny", "sam": "SAM"}
@@ -214,6 +214,7 @@ def main(argv=None) -> int:
                  help="SAM size (default: from the checkpoint's file name)")
   args = p.parse_args(argv)
   compilation_cache.enable()
+  xla_options.inline_cpu_dispatch()
   args.mask_source = "sam" if args.sam_checkpoint else "canny"
   try:
     lams = [float(v) for v in args.lams.split(",") if v.strip()]

@@ -27,7 +27,7 @@ import shutil
 import sys
 import time
 
-from icmh_jax import compilation_cache, malloc_options, runs
+from icmh_jax import compilation_cache, malloc_options, runs, xla_options
 
 # The protocol (docs/study/protocol.md); `quick` runs the same pipeline with a few steps per run.
 PLANS = {
@@ -261,6 +261,7 @@ def main(argv=None) -> int:
   if not names or any(n not in known for n in names):
     p.error(f"--variants {args.variants!r}: choose among {', '.join(known)}")
   compilation_cache.enable()
+  xla_options.inline_cpu_dispatch()
   from icmh_jax.errors import IcmhError
   try:
     return study(args.out, PLANS["quick" if args.quick else "full"], args.quick,

@@ -13,10 +13,23 @@ kernels): the LIC-TCM N=64 train step compiled in 42.3 s instead of 54.7 s, its 
 per step) and the same loss to the last bit (idle 2-vCPU AMD EPYC, 2026-12-05). Level 0 halves
 the compile but makes the step 1.7x slower; level 2 compiles in 45.7 s.
 
-`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS alone.
+Training commands also run CPU computations inline (`inline_cpu_dispatch`, JAX's
+`jax_cpu_enable_async_dispatch=False`): dispatched asynchronously, a step runs on a worker thread,
+and XLA allocates its temporaries there, from a glibc thread arena whose heaps hold at most
+64 MiB, so every buffer larger than that is mmapped and unmapped again each step and the kernel
+zeroes its pages anew (`perf`: `clear_page_erms` 13 % of a steady LIC-TCM N=64 step, 3-5 s of
+system time per step). Inline, the step allocates from the calling thread's main heap, which
+keeps its memory between steps (`malloc_options`): N=64 step 16.3-16.6 s instead of 17.6-20.2 s,
+system time 0.7-1.0 s instead of 3.0-5.5 s, the same loss to the last bit (idle 2-vCPU AMD EPYC,
+2026-12-05, ours alone). Encode and decode, many small calls between host work, keep JAX's
+default.
+
+`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone; a `JAX_CPU_ENABLE_ASYNC_DISPATCH`
+the user sets wins.
 """
 
 import os
+import warnings
 
 OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimization_level": "1"}
 
@@ -31,3 +44,20 @@ def apply() -> str:
   if extra:
     os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
   return os.environ.get("XLA_FLAGS", "")
+
+
+def inline_cpu_dispatch() -> bool:
+  """For a training process, before JAX starts its backend: CPU computations run on the calling
+  thread (see the module docstring). Returns whether the setting is (now) in effect."""
+  if (os.environ.get("ICMH_NO_XLA_OPTIONS", "").strip() not in ("", "0")
+      or "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ):
+    return False
+  import jax
+  from jax._src import xla_bridge
+  if xla_bridge.backends_are_initialized():
+    if jax.config.read("jax_cpu_enable_async_dispatch"):
+      warnings.warn("JAX's backend started before icmh_jax could set inline CPU dispatch; "
+                    "the train step runs with asynchronous dispatch (slower on CPU)")
+    return not jax.config.read("jax_cpu_enable_async_dispatch")
+  jax.config.update("jax_cpu_enable_async_dispatch", False)
+  return True

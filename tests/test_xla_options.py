@@ -19,3 +19,29 @@ def test_switch_leaves_xla_flags_alone(monkeypatch):
   monkeypatch.setenv("ICMH_NO_XLA_OPTIONS", "1")
   monkeypatch.setenv("XLA_FLAGS", "--a=1")
   assert xla_options.apply() == "--a=1"
+
+
+def _dispatch_in_fresh_process(env_extra, start_backend_first=False):
+  import os
+  import subprocess
+  import sys
+  code = ("import jax, warnings; from icmh_jax import xla_options\n"
+          + ("jax.numpy.zeros(1).block_until_ready()\n" if start_backend_first else "")
+          + "with warnings.catch_warnings(record=True) as w:\n"
+            "  warnings.simplefilter('always'); inline = xla_options.inline_cpu_dispatch()\n"
+            "jax.numpy.zeros(1).block_until_ready()\n"
+            "print(inline, jax.config.read('jax_cpu_enable_async_dispatch'), len(w))")
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("JAX_CPU_ENABLE_ASYNC_DISPATCH", "ICMH_NO_XLA_OPTIONS")}
+  env.update(env_extra)
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       check=True)
+  return out.stdout.split()
+
+
+def test_training_processes_dispatch_inline_unless_the_user_chose():
+  assert _dispatch_in_fresh_process({}) == ["True", "False", "0"]
+  assert _dispatch_in_fresh_process({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "true"}) == ["False", "True", "0"]
+  assert _dispatch_in_fresh_process({"ICMH_NO_XLA_OPTIONS": "1"}) == ["False", "True", "0"]
+  # too late once the backend runs: said, not silently ignored
+  assert _dispatch_in_fresh_process({}, start_backend_first=True) == ["False", "True", "1"]

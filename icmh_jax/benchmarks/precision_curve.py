@@ -165,8 +165,9 @@ def main(argv=None) -> int:
   p.add_argument("--crop", type=int, default=128, help="square crop side (a multiple of 64)")
   p.add_argument("--seed", type=int, default=0, help="initial weights and batches")
   args = p.parse_args(argv)
-  from icmh_jax import compilation_cache
+  from icmh_jax import compilation_cache, xla_options
   compilation_cache.enable()
+  xla_options.inline_cpu_dispatch()
   try:
     result = compare(args.out, steps=args.steps, window=args.window, batch=args.batch,
                      crop=args.crop, seed=args.seed)

@@ -57,6 +57,11 @@ def _torch_reference_knobs(args, config) -> dict | None:
               aux_lr=config.optim.aux_lr)
 
 
+def prepare():
+  from icmh_jax import xla_options
+  xla_options.inline_cpu_dispatch()  # the step runs as train.py runs it
+
+
 def run(args) -> dict:
   config = _config(args)
   torch_knobs = _torch_reference_knobs(args, config)

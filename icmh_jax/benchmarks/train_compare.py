@@ -364,8 +364,9 @@ def main(argv=None) -> int:
                  help="also train the reference with noise of its own: the gap noise alone "
                       "opens")
   args = p.parse_args(argv)
-  from icmh_jax import compilation_cache
+  from icmh_jax import compilation_cache, xla_options
   compilation_cache.enable()  # a rerun does not compile the train step again
+  xla_options.inline_cpu_dispatch()
   try:
     result = compare(args.torch_reference, args.out, steps=args.steps, N=args.N,
                      batch=args.batch, crop=args.crop, seed=args.seed, lam=args.lam,

@@ -1,7 +1,8 @@
 """`icmh bench TARGET`: benchmarks on one harness (icmh_jax.benchmarks.harness), JSON on request.
 
 Each target module `icmh_jax.benchmarks.<target>` defines `HELP`, `add_arguments(parser)` and
-`run(args) -> dict` (its results); this command adds the machine description and prints.
+`run(args) -> dict` (its results), and may define `prepare()`, run before JAX starts its backend;
+this command adds the machine description and prints.
 """
 
 import importlib
@@ -23,10 +24,12 @@ def add_arguments(p):
     mod.add_arguments(t)
     t.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported")
     t.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    t.set_defaults(_bench=mod.run)
+    t.set_defaults(_bench=mod.run, _prepare=getattr(mod, "prepare", None))
 
 
 def run(args) -> int:
+  if args._prepare:
+    args._prepare()
   before = harness.machine_info()
   doc = harness.report(args.target, args._bench(args), before)
   if args.json:
