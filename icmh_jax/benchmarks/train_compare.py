@@ -233,7 +233,9 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
             torch_threads: int | None = None, control: bool = False,
             noise: str = "shared") -> dict:
   """Trains both sides (and the control), writes out_dir/train_compare.json and .png, returns
-  the JSON's dict. Sides already in out_dir/train_compare.json for the same `WORK` are reused.
+  the JSON's dict. Sides already in out_dir/train_compare.json for the same `WORK` are reused;
+  each side is written there as soon as it is trained, so a stopped run loses only the side it
+  was training.
   `noise`: "shared" (the reference adds the noise our step drew) or "own" (`NOISE`)."""
   if steps < 1 or not 1 <= window <= steps:
     raise ConfigError(f"--steps must be >= 1 and --window between 1 and --steps (the gap is "
@@ -266,22 +268,34 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
         num_slices=m.num_slices_m, batches=batches, seed=torch_seed, threads=torch_threads,
         state_dict=convert_tcm.to_reference(jax.device_get(params["base"])), noise=fed, **knobs)
 
-  ours = done.get("ours") or train_ours(system, config, params, batches)
-  reference = done.get("reference")
+  # Each side is saved as soon as it is trained: a run stopped later keeps it for the rerun.
+  sides = dict(machine=done.get("machine") or harness.machine_info())
+  for side in ("ours", "reference", "control"):
+    if side in done:
+      sides[side] = done[side]
+
+  def save(side, curves):
+    sides[side] = curves
+    with open(path, "w") as f:
+      json.dump(dict(config=settings, **sides), f, indent=1)
+    return curves
+
+  ours = sides.get("ours") or save("ours", train_ours(system, config, params, batches))
+  reference = sides.get("reference")
   if reference is None and noise == "own":
-    reference = reference_run(seed)
+    reference = save("reference", reference_run(seed))
   elif reference is None:
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-      reference = reference_run(seed, draw_noise(system, seed, steps, batch, crop, tmp))
-  result = dict(config=settings, machine=done.get("machine") or harness.machine_info(),
-                ours=ours, reference=reference,
+      reference = save("reference",
+                       reference_run(seed, draw_noise(system, seed, steps, batch, crop, tmp)))
+  result = dict(config=settings, machine=sides["machine"], ours=ours, reference=reference,
                 same_batches=ours["digests"] == reference["digests"],
                 first_step={k: dict(ours=ours[k][0], reference=reference[k][0],
                                     relative=ours[k][0] / reference[k][0] - 1.0)
                             for k in METRICS},
                 gap=gap(ours, reference, window), agree_steps=agreement(ours, reference))
-  if control or "control" in done:
-    result["control"] = done.get("control") or reference_run(control_seed)
+  if control or "control" in sides:
+    result["control"] = sides.get("control") or save("control", reference_run(control_seed))
     result["control_gap"] = gap(result["control"], reference, window)
     result["control_agree_steps"] = agreement(result["control"], reference)
   with open(path, "w") as f:

@@ -70,6 +70,36 @@ def test_a_result_is_reused_only_for_the_same_work(tmp_path):
   assert train_compare._reusable(str(path), settings) == {}
 
 
+def test_a_stopped_run_keeps_the_sides_it_trained(tmp_path, monkeypatch):
+  """Each side is written as soon as it is trained: a run that dies in the reference's side keeps
+  ours, and the rerun trains only what is missing."""
+  steps = 3
+  fake = lambda v: {**_curves([v] * steps, [0.5] * steps, [0.01] * steps), "step_s": [1.0] * steps,
+                    "digests": ["d"] * steps, "wall_s": 3.0}
+  trained = []
+  monkeypatch.setattr(torch_reference, "load_reference", lambda directory: None)
+  monkeypatch.setattr(train_compare, "train_ours",
+                      lambda *a, **k: trained.append("ours") or fake(10.0))
+
+  def reference_dies(name, **kwargs):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(torch_reference, "isolated", reference_dies)
+  with pytest.raises(KeyboardInterrupt):
+    train_compare.compare("ref", tmp_path, steps=steps, window=steps, noise="own", control=True)
+  doc = json.loads((tmp_path / "train_compare.json").read_text())
+  assert doc["ours"]["loss"] == [10.0] * steps and "reference" not in doc and "gap" not in doc
+
+  runs = []
+  monkeypatch.setattr(torch_reference, "isolated",
+                      lambda name, **kwargs: runs.append(kwargs["seed"]) or fake(10.1 + len(runs)))
+  result = train_compare.compare("ref", tmp_path, steps=steps, window=steps, noise="own",
+                                 control=True)
+  assert trained == ["ours"] and runs == [0, 1]  # ours reused; reference, then control (seed 1)
+  assert result["gap"]["loss"]["relative"] == pytest.approx(10.0 / 11.1 - 1)
+  assert json.loads((tmp_path / "train_compare.json").read_text())["gap"] == result["gap"]
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(steps=50), "--window between 1 and --steps"),  # the default window is 100 steps
     (dict(steps=3, window=3, crop=128), "crop 128"),
