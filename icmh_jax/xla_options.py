@@ -21,11 +21,10 @@ zeroes its pages anew (`perf`: `clear_page_erms` 13 % of a steady LIC-TCM N=64 s
 system time per step). Inline, the step allocates from the calling thread's main heap, which
 keeps its memory between steps (`malloc_options`): N=64 step 16.3-16.6 s instead of 17.6-20.2 s,
 system time 0.7-1.0 s instead of 3.0-5.5 s, the same loss to the last bit (idle 2-vCPU AMD EPYC,
-2026-12-05, ours alone). Encode and decode, many small calls between host work, keep JAX's
-default.
+2026-12-05, ours alone). Encode and decode keep JAX's default.
 
-`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone; a `JAX_CPU_ENABLE_ASYNC_DISPATCH`
-the user sets wins.
+`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone; `JAX_CPU_ENABLE_ASYNC_DISPATCH=true`
+(or false) chooses the dispatch of the training commands.
 """
 
 import os
@@ -48,16 +47,19 @@ def apply() -> str:
 
 def inline_cpu_dispatch() -> bool:
   """For a training process, before JAX starts its backend: CPU computations run on the calling
-  thread (see the module docstring). Returns whether the setting is (now) in effect."""
-  if (os.environ.get("ICMH_NO_XLA_OPTIONS", "").strip() not in ("", "0")
-      or "JAX_CPU_ENABLE_ASYNC_DISPATCH" in os.environ):
-    return False
+  thread (see the module docstring), unless `JAX_CPU_ENABLE_ASYNC_DISPATCH` says otherwise (JAX
+  itself does not read that variable; this function does) or `ICMH_NO_XLA_OPTIONS` is set.
+  Returns whether they run inline (now)."""
   import jax
   from jax._src import xla_bridge
-  if xla_bridge.backends_are_initialized():
-    if jax.config.read("jax_cpu_enable_async_dispatch"):
-      warnings.warn("JAX's backend started before icmh_jax could set inline CPU dispatch; "
-                    "the train step runs with asynchronous dispatch (slower on CPU)")
-    return not jax.config.read("jax_cpu_enable_async_dispatch")
-  jax.config.update("jax_cpu_enable_async_dispatch", False)
-  return True
+  name = "jax_cpu_enable_async_dispatch"
+  user = os.environ.get(name.upper(), "").strip().lower()
+  if not user and os.environ.get("ICMH_NO_XLA_OPTIONS", "").strip() not in ("", "0"):
+    return not jax.config.read(name)
+  asynchronous = bool(user) and user not in ("0", "false", "no", "off")
+  if not xla_bridge.backends_are_initialized():
+    jax.config.update(name, asynchronous)
+  elif jax.config.read(name) != asynchronous and jax.default_backend() == "cpu":
+    warnings.warn(f"JAX's backend started before icmh_jax could set {name}={asynchronous}; "
+                  f"it stays {jax.config.read(name)}")
+  return not jax.config.read(name)

@@ -43,5 +43,7 @@ def test_training_processes_dispatch_inline_unless_the_user_chose():
   assert _dispatch_in_fresh_process({}) == ["True", "False", "0"]
   assert _dispatch_in_fresh_process({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "true"}) == ["False", "True", "0"]
   assert _dispatch_in_fresh_process({"ICMH_NO_XLA_OPTIONS": "1"}) == ["False", "True", "0"]
+  assert _dispatch_in_fresh_process({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "false",
+                                     "ICMH_NO_XLA_OPTIONS": "1"}) == ["True", "False", "0"]
   # too late once the backend runs: said, not silently ignored
   assert _dispatch_in_fresh_process({}, start_backend_first=True) == ["False", "True", "1"]
