@@ -19,8 +19,9 @@ and XLA allocates its temporaries there, from a glibc thread arena whose heaps h
 64 MiB, so every buffer larger than that is mmapped and unmapped again each step and the kernel
 zeroes its pages anew (`perf`: `clear_page_erms` 13 % of a steady LIC-TCM N=64 step, 3-5 s of
 system time per step). Inline, the step allocates from the calling thread's main heap, which
-keeps its memory between steps (`malloc_options`): N=64 step 16.3-16.6 s instead of 17.6-20.2 s,
-system time 0.7-1.0 s instead of 3.0-5.5 s, the same loss to the last bit (idle 2-vCPU AMD EPYC,
+keeps its memory between steps (`malloc_options`; the GIL is released while it runs, so
+input threads go on): N=64 step 16.3-16.6 s instead of 17.6-20.2 s,
+system time 0.7-1.2 s instead of 3.0-5.5 s, the same loss to the last bit (idle 2-vCPU AMD EPYC,
 2026-12-05, ours alone). Encode and decode keep JAX's default.
 
 `ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone; `JAX_CPU_ENABLE_ASYNC_DISPATCH=true`

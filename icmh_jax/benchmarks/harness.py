@@ -110,8 +110,9 @@ def machine_info() -> dict[str, Any]:
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in flags]
   except OSError:
     pass
-  # Usable cores, XLA flags, malloc tunables and the CPU dispatch mode change timings as much as the CPU model does
-  # (forced devices, thread pinning, page faults), so all are recorded, with the kernel.
+  # Usable cores, XLA flags, malloc tunables and the CPU dispatch mode change timings as much as
+  # the CPU model does (forced devices, thread pinning, page faults): all are recorded, with the
+  # kernel.
   usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   return dict(cpu=cpu, isa=isa, cores=os.cpu_count(), usable_cores=usable, load_avg=os.getloadavg(),
               python=platform.python_version(), backend=jax.default_backend(),
