@@ -22,7 +22,8 @@ system time per step). Inline, the step allocates from the calling thread's main
 keeps its memory between steps (`malloc_options`; the GIL is released while it runs, so
 input threads go on): N=64 step 16.3-16.6 s instead of 17.6-20.2 s,
 system time 0.7-1.2 s instead of 3.0-5.5 s, the same loss to the last bit (idle 2-vCPU AMD EPYC,
-2026-12-05, ours alone). Encode and decode keep JAX's default.
+2026-12-05, ours alone). Encode and decode keep JAX's default: inline, their times stayed
+within the run-to-run spread (BENCHMARKS.md).
 
 `ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone; `JAX_CPU_ENABLE_ASYNC_DISPATCH=true`
 (or false) chooses the dispatch of the training commands.
