@@ -25,8 +25,8 @@ system time 0.7-1.2 s instead of 3.0-5.5 s, the same loss to the last bit (idle 
 2026-12-05, ours alone). Encode and decode keep JAX's default: inline, their times stayed
 within the run-to-run spread (BENCHMARKS.md).
 
-`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone; `JAX_CPU_ENABLE_ASYNC_DISPATCH=true`
-(or false) chooses the dispatch of the training commands.
+`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone;
+`JAX_CPU_ENABLE_ASYNC_DISPATCH=true` (or false) chooses the dispatch of the training commands.
 """
 
 import os

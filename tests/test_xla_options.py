@@ -1,5 +1,9 @@
 """The XLA options icmh-jax sets: added when missing, never over a user's own value."""
 
+import os
+import subprocess
+import sys
+
 from icmh_jax import xla_options
 
 
@@ -22,9 +26,7 @@ def test_switch_leaves_xla_flags_alone(monkeypatch):
 
 
 def _dispatch_in_fresh_process(env_extra, start_backend_first=False):
-  import os
-  import subprocess
-  import sys
+  """(inline_cpu_dispatch's return, JAX's async flag after it, warnings) in a new Python."""
   code = ("import jax, warnings; from icmh_jax import xla_options\n"
           + ("jax.numpy.zeros(1).block_until_ready()\n" if start_backend_first else "")
           + "with warnings.catch_warnings(record=True) as w:\n"
@@ -41,7 +43,8 @@ def _dispatch_in_fresh_process(env_extra, start_backend_first=False):
 
 def test_training_processes_dispatch_inline_unless_the_user_chose():
   assert _dispatch_in_fresh_process({}) == ["True", "False", "0"]
-  assert _dispatch_in_fresh_process({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "true"}) == ["False", "True", "0"]
+  assert _dispatch_in_fresh_process({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "true"}) == [
+      "False", "True", "0"]
   assert _dispatch_in_fresh_process({"ICMH_NO_XLA_OPTIONS": "1"}) == ["False", "True", "0"]
   assert _dispatch_in_fresh_process({"JAX_CPU_ENABLE_ASYNC_DISPATCH": "false",
                                      "ICMH_NO_XLA_OPTIONS": "1"}) == ["True", "False", "0"]
