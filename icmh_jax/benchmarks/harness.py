@@ -122,10 +122,45 @@ def machine_info() -> dict[str, Any]:
               versions=versions)
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+  """(busy, total) CPU time of the whole machine so far, from /proc/stat; None off Linux."""
+  try:
+    with open("/proc/stat") as f:
+      fields = [int(v) for v in f.readline().split()[1:]]
+  except (OSError, ValueError):
+    return None
+  idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+  return sum(fields[:8]) - idle, sum(fields[:8])  # guest time is already in user time
+
+
+def busy_cores_between(before: tuple[int, int], after: tuple[int, int], cores: int) -> float:
+  """Cores kept busy between two `_cpu_jiffies` readings."""
+  busy, total = after[0] - before[0], after[1] - before[1]
+  return cores * busy / total if total > 0 else 0.0
+
+
+def busy_cores(window_s: float = 1.0) -> float | None:
+  """Cores the rest of the machine keeps busy, measured over `window_s` while this process
+  waits: unlike the 1-minute load average, it does not still count a command that just ended."""
+  before = _cpu_jiffies()
+  if before is None:
+    return None
+  time.sleep(window_s)
+  return busy_cores_between(before, _cpu_jiffies(), os.cpu_count() or 1)
+
+
 def busy_note(machine: dict[str, Any]) -> str | None:
-  """A warning when the 1-minute load exceeds half the usable cores (timings then run 3-10x
-  slow on a shared box: DESIGN.md measures on an idle machine), else None."""
-  load, cores = machine["load_avg"][0], machine.get("usable_cores") or machine["cores"]
+  """A warning when other work keeps more than half the usable cores busy (timings then run
+  3-10x slow on a shared box: DESIGN.md measures on an idle machine), else None. Judged by
+  `busy_cores` when the machine record has it, else by the 1-minute load average."""
+  cores = machine.get("usable_cores") or machine["cores"]
+  busy = machine.get("busy_cores")
+  if busy is not None:
+    if busy > 0.5 * cores:
+      return (f"machine busy ({busy:.2f} of {cores} usable cores kept busy by other work just "
+              f"before the run): timings are not representative; rerun on an idle machine")
+    return None
+  load = machine["load_avg"][0]
   if load > 0.5 * cores:
     return (f"machine busy (load {load:.2f} on {cores} usable cores): timings are not "
             f"representative; rerun on an idle machine")
@@ -136,8 +171,10 @@ def report(target: str, results: dict[str, Any], before: dict[str, Any] | None =
            ) -> dict[str, Any]:
   """The JSON document a benchmark prints: target, machine, results, notes (e.g. busy machine).
 
-  `before`: `machine_info()` taken before the benchmark ran; its load decides the busy note (the
-  load after a run counts the benchmark's own threads)."""
+  `before`: `machine_info()` taken before the benchmark ran, with `busy_cores` if measured; it
+  decides the busy note (the load after a run counts the benchmark's own threads)."""
   machine = machine_info()
+  if before and before.get("busy_cores") is not None:
+    machine["busy_cores_before"] = before["busy_cores"]
   notes = [n for n in (busy_note(before or machine),) if n]
   return dict(benchmark=target, machine=machine, results=results, notes=notes)

@@ -30,7 +30,7 @@ def add_arguments(p):
 def run(args) -> int:
   if args._prepare:
     args._prepare()
-  before = harness.machine_info()
+  before = dict(harness.machine_info(), busy_cores=harness.busy_cores())
   doc = harness.report(args.target, args._bench(args), before)
   if args.json:
     print(json.dumps(doc, indent=2, default=float))

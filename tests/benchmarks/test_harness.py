@@ -1,6 +1,7 @@
 """The bench harness: median of the timed runs, first call apart, busy-machine note."""
 
 import json
+import os
 
 import pytest
 
@@ -20,6 +21,21 @@ def test_measure_reports_the_median_of_the_timed_runs_and_times_the_first_call_a
 def test_busy_note_above_half_the_usable_cores(load, note):
   machine = dict(load_avg=(load, 0, 0), cores=8, usable_cores=2)
   assert (harness.busy_note(machine) is not None) == note
+
+
+@pytest.mark.parametrize("busy, note", [(0.2, False), (1.3, True)])
+def test_busy_note_counts_busy_cores_over_the_load_average(busy, note):
+  # a load average of 1.9 still counting a command that ended: what was busy decides
+  machine = dict(load_avg=(1.9, 0, 0), cores=2, usable_cores=2, busy_cores=busy)
+  assert (harness.busy_note(machine) is not None) == note
+
+
+def test_busy_cores_from_two_proc_stat_readings():
+  # 300 of 400 jiffies busy on 4 cores: 3 cores busy
+  assert harness.busy_cores_between((1000, 5000), (1300, 5400), cores=4) == pytest.approx(3.0)
+  assert harness.busy_cores_between((1000, 5000), (1000, 5000), cores=4) == 0.0
+  measured = harness.busy_cores(0.2)
+  assert measured is None or 0.0 <= measured <= (os.cpu_count() or 1)
 
 
 def test_report_is_json_with_machine_versions_and_notes():
