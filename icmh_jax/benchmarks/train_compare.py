@@ -269,15 +269,12 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
         state_dict=convert_tcm.to_reference(jax.device_get(params["base"])), noise=fed, **knobs)
 
   # Each side is saved as soon as it is trained: a run stopped later keeps it for the rerun.
-  sides = dict(machine=done.get("machine") or harness.machine_info())
-  for side in ("ours", "reference", "control"):
-    if side in done:
-      sides[side] = done[side]
+  sides = dict(done)  # the reused sides and machine (`_reusable`)
+  sides.setdefault("machine", harness.machine_info())
 
   def save(side, curves):
     sides[side] = curves
-    with open(path, "w") as f:
-      json.dump(dict(config=settings, **sides), f, indent=1)
+    _write_json(path, dict(config=settings, **sides))
     return curves
 
   ours = sides.get("ours") or save("ours", train_ours(system, config, params, batches))
@@ -298,10 +295,14 @@ def compare(reference_dir, out_dir, *, steps: int = 300, N: int = 32, batch: int
     result["control"] = sides.get("control") or save("control", reference_run(control_seed))
     result["control_gap"] = gap(result["control"], reference, window)
     result["control_agree_steps"] = agreement(result["control"], reference)
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  _write_json(path, result)
   plot(result, os.path.join(out_dir, "train_compare.png"))
   return result
+
+
+def _write_json(path, doc: dict) -> None:
+  with open(path, "w") as f:
+    json.dump(doc, f, indent=1)
 
 
 def _reusable(path, settings) -> dict:
