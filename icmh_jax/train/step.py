@@ -204,8 +204,8 @@ def make_train_step(mesh: Mesh, *, system, config):
   A new input signature is compiled apart first (jit then runs that executable), and the heap
   the compiler freed goes back to the system before the step first runs
   (`malloc_options.release`): our malloc settings keep freed memory, so the compiler's leftovers
-  would otherwise sit beside the step's temporaries (LIC-TCM N=64, batch 8 x 256², cold compile:
-  peak RSS 11.5 GB instead of 13.7 GB; BENCHMARKS.md)."""
+  would otherwise sit beside the step's temporaries (`icmh bench train --model tcm --N 64` with
+  the cache off: peak RSS 12.4 GB instead of 14.5 GB; BENCHMARKS.md)."""
   jitted = _jitted_train_step(mesh, system, tuple(sorted(step_knobs(config).items())))
   h = replicate(optim.hyper(config), mesh)
   compiled = set()
