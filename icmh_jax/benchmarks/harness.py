@@ -1,6 +1,7 @@
 """The one benchmark harness behind `icmh bench`: warm-up excluded, compile time reported apart,
 median of k timed runs, machine and library versions recorded, JSON-serialisable results."""
 
+import contextlib
 import dataclasses
 import os
 import platform
@@ -47,6 +48,32 @@ def measure(name: str, fn: Callable[[], Any], *, repeats: int = 5, warmup: int =
     fn()
     runs.append(time.perf_counter() - t)
   return Timing(name, statistics.median(runs), runs, first)
+
+
+# JAX's own timings of a jitted call's first run (jax._src.dispatch's event names).
+_COMPILE_PHASES = {"/jax/core/compile/jaxpr_trace_duration": "trace_s",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower_s",
+                   "/jax/core/compile/backend_compile_duration": "compile_or_load_s"}
+
+
+@contextlib.contextmanager
+def compile_phases():
+  """Within: the seconds JAX reports for tracing, lowering to MLIR, and XLA's compile or its load
+  from the persistent compilation cache, the longest of each (a nested jit's trace runs inside its
+  caller's), in the yielded dict (trace_s, lower_s, compile_or_load_s; 0 for a phase that did not
+  run: a call whose executable was already in memory)."""
+  import jax
+  phases = dict.fromkeys(_COMPILE_PHASES.values(), 0.0)
+
+  def listen(event, duration, **_):
+    if event in _COMPILE_PHASES:
+      key = _COMPILE_PHASES[event]
+      phases[key] = max(phases[key], duration)
+  jax.monitoring.register_event_duration_secs_listener(listen)
+  try:
+    yield phases
+  finally:
+    jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def digest(array) -> str:

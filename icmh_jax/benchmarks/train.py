@@ -1,4 +1,5 @@
-"""`icmh bench train`: one training step (batch x crop², default 8 x 256²) — compile time apart,
+"""`icmh bench train`: one training step (batch x crop², default 8 x 256²) — compile time apart
+(split into JAX's tracing, lowering and XLA compile or cache load: first_step_*_s),
 median step time and images/s, on every local device through the real sharded train step.
 --torch-reference DIR also times LIC_TCM's PyTorch step on the same batch (torch_* keys, speedup =
 torch step seconds / JAX step seconds)."""
@@ -88,11 +89,13 @@ def run(args) -> dict:
     holder["state"], metrics = train_step(holder["state"], batch, key)
     harness.block(metrics)
 
-  t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
+  with harness.compile_phases() as phases:
+    t = harness.measure("train_step", one, repeats=args.repeats, warmup=1)
   results = dict(system=config.system, model=dict(config.model), batch=args.batch,
                  crop=args.crop, compute_dtype=config.get("compute_dtype", "float32"),
                  remat=step_lib.remat_scope(config) or False,
                  devices=jax.device_count(), compile_and_first_step_s=t.first_call_s,
+                 **{f"first_step_{k}": v for k, v in phases.items()},
                  step_s=t.median_s, runs_s=t.runs_s, images_per_s=args.batch / t.median_s,
                  **harness.peak_memory())
   if torch_knobs:

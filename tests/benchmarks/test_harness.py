@@ -17,6 +17,23 @@ def test_measure_reports_the_median_of_the_timed_runs_and_times_the_first_call_a
     harness.measure("f", lambda: None, repeats=0)
 
 
+def test_compile_phases_time_a_first_call_and_nothing_for_a_cached_one():
+  import jax
+  import jax.numpy as jnp
+  f = jax.jit(lambda x: jnp.sin(x) * 3.0 + jnp.cos(x))  # a new function: nothing cached
+  x = jnp.arange(7.0)
+  with harness.compile_phases() as first:
+    jax.block_until_ready(f(x))
+  assert set(first) == {"trace_s", "lower_s", "compile_or_load_s"}
+  assert all(0 < v < 60 for v in first.values()), first
+  with harness.compile_phases() as again:
+    jax.block_until_ready(f(x))
+  assert again == {"trace_s": 0.0, "lower_s": 0.0, "compile_or_load_s": 0.0}
+  with harness.compile_phases() as other_shape:
+    jax.block_until_ready(f(jnp.arange(9.0)))
+  assert other_shape["trace_s"] > 0 and other_shape["compile_or_load_s"] > 0
+
+
 @pytest.mark.parametrize("load, note", [(0.9, False), (1.5, True)])
 def test_busy_note_above_half_the_usable_cores(load, note):
   machine = dict(load_avg=(load, 0, 0), cores=8, usable_cores=2)
