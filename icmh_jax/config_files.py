@@ -137,9 +137,11 @@ def base_config(system: str, seed: int = 0) -> ml_collections.ConfigDict:
   # the block there (less memory, a little more compute; layers/remat.py). Unset: on where it
   # pays, for a trained codec of width N >= 128 (train/step.remat_enabled).
   c.remat = ml_collections.config_dict.placeholder(bool)
-  # What is recomputed: "block" (whole ConvTransBlocks) or "transformer" (their Swin branch:
-  # most of a block's saved bytes for a third of its FLOPs).
-  c.remat_scope = "block"
+  # What is recomputed: "transformer" (the ConvTransBlocks' Swin branch: most of a block's saved
+  # bytes for a third of its FLOPs) or "block" (whole ConvTransBlocks: least memory). LIC-TCM
+  # N=128, batch 8 x 256²: 47.9-48.8 s per step and 13.6-13.9 GB peak RSS against 53.6 s and
+  # 12.4 GB for "block" (BENCHMARKS.md, session 15); the PyTorch reference peaks at 16.0 GB.
+  c.remat_scope = "transformer"
   c.init_from = ""  # a params dir / workdir to start from when the workdir has no checkpoint
   c.base_checkpoint = ""  # the frozen SA-ICM of the human-layer systems
   return c

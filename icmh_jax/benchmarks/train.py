@@ -18,11 +18,11 @@ def add_arguments(p):
   p.add_argument("--crop", type=int, default=256, help="square crop side")
   p.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"))
   p.add_argument("--remat", action=argparse.BooleanOptionalAction, default=None,
-                 help="recompute each ConvTransBlock in the backward (config.remat; default: on "
-                      "for N >= 128)")
+                 help="recompute ConvTransBlocks (or their Swin branch) in the backward "
+                      "(config.remat; default: on for N >= 128)")
   p.add_argument("--remat-scope", choices=("block", "transformer"), default=None,
                  help="what --remat recomputes: whole ConvTransBlocks or their Swin branch "
-                      "(config.remat_scope; default: block)")
+                      "(config.remat_scope; default: transformer)")
   p.add_argument("--torch-reference", metavar="DIR", default=None,
                  help="also time the PyTorch LIC-TCM checkout at DIR on the same batch (tcm only)")
   p.add_argument("--torch-threads", type=int, default=None,

@@ -96,7 +96,7 @@ def remat_scope(config) -> str | None:
   ("block" or "transformer", `layers/remat.py`)."""
   if not remat_enabled(config):
     return None
-  scope = config.get("remat_scope") or "block"
+  scope = config.get("remat_scope") or "transformer"
   if scope not in remat.SCOPES:
     raise ConfigError(f"remat_scope={scope!r} is not allowed; choose one of "
                       f"{', '.join(remat.SCOPES)}")

@@ -165,9 +165,8 @@ def test_remat_is_on_by_default_only_for_wide_codecs_and_an_explicit_value_wins(
   assert not step.remat_enabled(config_files.load("configs/tcm.py:tiny"))
   assert step.remat_enabled(config_files.load("configs/tcm.py:N=64", {"remat": True}))
   assert not step.remat_enabled(config_files.load("configs/tcm.py", ["remat=False"]))
-  assert step.remat_scope(config_files.load("configs/tcm.py")) == "block"
-  assert step.remat_scope(config_files.load("configs/tcm.py", ["remat_scope=transformer"])) \
-      == "transformer"
+  assert step.remat_scope(config_files.load("configs/tcm.py")) == "transformer"
+  assert step.remat_scope(config_files.load("configs/tcm.py", ["remat_scope=block"])) == "block"
   assert step.remat_scope(config_files.load("configs/tcm.py:N=64")) is None
   with pytest.raises(ConfigError, match="remat_scope='all' is not allowed"):
     step.remat_scope(config_files.load("configs/tcm.py", ["remat_scope=all"]))
