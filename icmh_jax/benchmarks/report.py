@@ -53,7 +53,7 @@ def run_row(name: str, reference: str, repeats: int) -> dict:
 
 
 def _gb(n) -> str:
-  return f"{n / 2 ** 30:.1f} GB" if n else "--"
+  return f"{n / 2 ** 30:.1f} GiB" if n else "--"
 
 
 def table(rows: list[dict]) -> str:
