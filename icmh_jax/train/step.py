@@ -212,7 +212,7 @@ def make_train_step(mesh: Mesh, *, system, config):
 
   def step(state, batch, rng):
     leaves, tree = jax.tree.flatten((state, batch, rng))
-    signature = (tree, *((np.shape(x), x.dtype) for x in leaves))
+    signature = (tree, *((np.shape(x), getattr(x, "dtype", type(x))) for x in leaves))
     if signature not in compiled:
       jitted.lower(state, batch, rng, h).compile()
       malloc_options.release()
