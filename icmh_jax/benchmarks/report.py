@@ -19,6 +19,7 @@ import sys
 import time
 
 from icmh_jax import malloc_options
+from icmh_jax.benchmarks import harness
 
 # name -> (bench target, arguments). Paper shapes: batch 8 x 256² for training, 512 x 768 photos.
 ROWS = {
@@ -31,13 +32,18 @@ ROWS = {
 
 
 def wait_for_idle(max_wait_s: float = 300.0) -> float:
-  """Waits until the 1-minute load is below half the usable cores (the previous row's threads
-  leave it high for minutes), at most `max_wait_s`; returns the load then."""
+  """Waits until other work keeps fewer than half the usable cores busy (`harness.busy_cores`,
+  over 1 s; the 1-minute load average where /proc/stat is missing, which still counts the
+  previous row for a minute or two), at most `max_wait_s`; returns the last reading."""
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   deadline = time.monotonic() + max_wait_s
-  while os.getloadavg()[0] > 0.5 * cores and time.monotonic() < deadline:
-    time.sleep(10)
-  return os.getloadavg()[0]
+  while True:
+    busy = harness.busy_cores()
+    if busy is None:
+      busy = os.getloadavg()[0]
+    if busy < 0.5 * cores or time.monotonic() >= deadline:
+      return busy
+    time.sleep(5)
 
 
 def run_row(name: str, reference: str, repeats: int) -> dict:

@@ -1,0 +1,34 @@
+"""The BENCHMARKS.md report: waiting for an idle machine between rows, the table's rows."""
+
+from icmh_jax.benchmarks import report
+
+
+def test_wait_for_idle_waits_until_other_work_leaves_half_the_cores(monkeypatch):
+  readings, sleeps = iter([1.9, 1.2, 0.3, 0.1]), []
+  monkeypatch.setattr(report.harness, "busy_cores", lambda: next(readings))
+  monkeypatch.setattr(report.time, "sleep", sleeps.append)
+  monkeypatch.setattr(report.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+  assert report.wait_for_idle() == 0.3  # the first reading under 1 of 2 cores
+  assert len(sleeps) == 2
+
+
+def test_wait_for_idle_falls_back_to_the_load_average_and_gives_up_at_the_deadline(monkeypatch):
+  clock = iter([0.0, 100.0, 400.0])
+  monkeypatch.setattr(report.harness, "busy_cores", lambda: None)
+  monkeypatch.setattr(report.os, "getloadavg", lambda: (1.7, 1.0, 1.0))
+  monkeypatch.setattr(report.time, "monotonic", lambda: next(clock))
+  monkeypatch.setattr(report.time, "sleep", lambda s: None)
+  monkeypatch.setattr(report.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+  assert report.wait_for_idle(max_wait_s=300) == 1.7  # still busy when the 300 s are up
+
+
+def test_table_rows_give_seconds_ratio_and_peak_memory_in_gib():
+  train = {"name": "train64", "benchmark": "train", "results": dict(
+      batch=8, crop=256, model={"N_machine": 64}, compute_dtype="float32", remat=False,
+      step_s=16.0, compile_and_first_step_s=53.2, torch_step_s=28.8, speedup=1.8,
+      peak_rss_bytes=12 * 2 ** 30, torch_peak_rss_bytes=9 * 2 ** 30)}
+  failed = {"name": "codec64", "error": "no reference"}
+  lines = report.table([train, failed]).splitlines()
+  assert lines[2] == ("| train step, batch 8 x 256², N=64, float32 | 16.00 s (compile + first "
+                      "step 53 s) | 28.80 s | **1.80x** | 12.0 GiB / 9.0 GiB |")
+  assert lines[3] == "| codec64 | failed: no reference | | | |"
