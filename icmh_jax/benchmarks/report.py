@@ -2,9 +2,10 @@
 
   python -m icmh_jax.benchmarks.report --torch-reference DIR [--rows train64,codec64] [--out FILE]
 
-Each row is one `icmh bench ... --json --torch-reference DIR` in a process of its own (peak RSS is
-per process; the reference side runs in a child of that, `torch_reference.isolated`), run one
-after the other: time nothing else while this runs. The table gives seconds per side, the ratio
+The new table goes first in FILE, as its "## Current (date)" section; what FILE held stays below
+it as history. Each row is one `icmh bench ... --json --torch-reference DIR` in a process of its
+own (peak RSS is per process; the reference side runs in a child of that,
+`torch_reference.isolated`), run one after the other: time nothing else while this runs. The table gives seconds per side, the ratio
 reference / ours (> 1: we are faster) and peak RSS, with the machine, versions and date. Absolute
 seconds are per machine; the ratios measured in one run are the claim.
 """
@@ -90,14 +91,17 @@ def table(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
+TITLE = "# Benchmarks: icmh-jax against the PyTorch LIC-TCM reference"
+
+
 def document(rows: list[dict], command: str) -> str:
+  """The "## Current (date)" section: the command, machine, versions and the table."""
   machine = next((r["machine"] for r in rows if "machine" in r), {})
   versions = ", ".join(f"{k} {v}" for k, v in machine.get("versions", {}).items())
   notes = sorted({n for r in rows for n in r.get("notes", [])})
   return "\n".join([
-      "# Benchmarks: icmh-jax against the PyTorch LIC-TCM reference", "",
+      f"## Current ({datetime.date.today().isoformat()})", "",
       f"Regenerate: `{command}` (on an otherwise idle machine).", "",
-      f"- date: {datetime.date.today().isoformat()}",
       f"- machine: {machine.get('cpu', '?')}, {machine.get('usable_cores', '?')} usable cores, "
       f"backend {machine.get('backend', '?')}, ISA {' '.join(machine.get('isa', [])) or '?'}",
       f"- versions: {versions}",
@@ -105,6 +109,16 @@ def document(rows: list[dict], command: str) -> str:
       f"`{machine.get('glibc_tunables', '')}`; kernel {machine.get('kernel', '?')}", "",
       table(rows), "",
       *(f"> note: {n}" for n in notes), ""])
+
+
+def merged(section: str, old: str | None) -> str:
+  """The file with `section` first and what `old` held after it, as history: its own current
+  section becomes "## Earlier (date)", nothing of it is dropped."""
+  history = ""
+  if old:
+    body = old[len(TITLE):] if old.startswith(TITLE) else old
+    history = body.strip().replace("## Current (", "## Earlier (", 1)
+  return "\n\n".join(part for part in (TITLE, section.strip(), history) if part) + "\n"
 
 
 def main(argv=None) -> int:
@@ -125,7 +139,8 @@ def main(argv=None) -> int:
   rows = [run_row(n, args.torch_reference, args.repeats) for n in names]
   command = "python -m icmh_jax.benchmarks.report " + " ".join(
       a if " " not in a else repr(a) for a in (argv if argv is not None else sys.argv[1:]))
-  pathlib.Path(args.out).write_text(document(rows, command))
+  out = pathlib.Path(args.out)
+  out.write_text(merged(document(rows, command), out.read_text() if out.exists() else None))
   print(f"wrote {args.out}")
   return 0 if all("error" not in r for r in rows) else 1
 

@@ -32,3 +32,16 @@ def test_table_rows_give_seconds_ratio_and_peak_memory_in_gib():
   assert lines[2] == ("| train step, batch 8 x 256², N=64, float32 | 16.00 s (compile + first "
                       "step 53 s) | 28.80 s | **1.80x** | 12.0 GiB / 9.0 GiB |")
   assert lines[3] == "| codec64 | failed: no reference | | | |"
+
+
+def test_a_new_table_goes_first_and_the_old_file_stays_below_it_as_history():
+  old = "\n".join([report.TITLE, "", "## Current (2026-12-05)", "", "table A", "",
+                   "## First table (2026-12-02)", "", "table B", ""])
+  new = report.merged("## Current (2026-12-06)\n\ntable C\n", old)
+  assert new == "\n".join([report.TITLE, "", "## Current (2026-12-06)", "", "table C", "",
+                           "## Earlier (2026-12-05)", "", "table A", "",
+                           "## First table (2026-12-02)", "", "table B", ""])
+  assert report.merged("## Current (2026-12-06)\n\ntable C", None) == \
+      f"{report.TITLE}\n\n## Current (2026-12-06)\n\ntable C\n"
+  section = report.document([], "python -m icmh_jax.benchmarks.report --rows train64")
+  assert section.startswith("## Current (") and "Regenerate: `python -m" in section
