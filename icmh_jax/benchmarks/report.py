@@ -5,9 +5,10 @@
 The new table goes first in FILE, as its "## Current (date)" section; what FILE held stays below
 it as history. Each row is one `icmh bench ... --json --torch-reference DIR` in a process of its
 own (peak RSS is per process; the reference side runs in a child of that,
-`torch_reference.isolated`), run one after the other: time nothing else while this runs. The table gives seconds per side, the ratio
-reference / ours (> 1: we are faster) and peak RSS, with the machine, versions and date. Absolute
-seconds are per machine; the ratios measured in one run are the claim.
+`torch_reference.isolated`), run one after the other: time nothing else while this runs. The
+table gives seconds per side, the ratio reference / ours (> 1: we are faster) and peak RSS, with
+the machine, versions and date. Absolute seconds are per machine; the ratios measured in one run
+are the claim.
 """
 
 import argparse
@@ -22,6 +23,7 @@ import time
 from icmh_jax import malloc_options
 from icmh_jax.benchmarks import harness
 
+TITLE = "# Benchmarks: icmh-jax against the PyTorch LIC-TCM reference"
 # name -> (bench target, arguments). Paper shapes: batch 8 x 256² for training, 512 x 768 photos.
 ROWS = {
     "train64": ("train", ["--model", "tcm", "--N", "64"]),
@@ -89,9 +91,6 @@ def table(rows: list[dict]) -> str:
                    f"{r['speedup_decode']:.2f}x** | {_gb(r.get('peak_rss_bytes'))} / "
                    f"{_gb(r.get('torch_peak_rss_bytes'))} |")
   return "\n".join(lines)
-
-
-TITLE = "# Benchmarks: icmh-jax against the PyTorch LIC-TCM reference"
 
 
 def document(rows: list[dict], command: str) -> str:
