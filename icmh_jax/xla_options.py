@@ -32,13 +32,14 @@ within the run-to-run spread (BENCHMARKS.md).
 import os
 import warnings
 
+_OFF = "ICMH_NO_XLA_OPTIONS"
 OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimization_level": "1"}
 
 
 def apply() -> str:
   """Adds `OPTIONS` missing from `XLA_FLAGS`; returns the resulting value."""
   flags = os.environ.get("XLA_FLAGS", "")
-  if os.environ.get("ICMH_NO_XLA_OPTIONS", "").strip() not in ("", "0"):
+  if _disabled():
     return flags
   given = {f.split("=", 1)[0] for f in flags.split()}
   extra = [f"{k}={v}" for k, v in OPTIONS.items() if k not in given]
@@ -56,7 +57,7 @@ def inline_cpu_dispatch() -> bool:
   from jax._src import xla_bridge
   name = "jax_cpu_enable_async_dispatch"
   user = os.environ.get(name.upper(), "").strip().lower()
-  if not user and os.environ.get("ICMH_NO_XLA_OPTIONS", "").strip() not in ("", "0"):
+  if not user and _disabled():
     return not jax.config.read(name)
   asynchronous = bool(user) and user not in ("0", "false", "no", "off")
   if not xla_bridge.backends_are_initialized():
@@ -65,3 +66,7 @@ def inline_cpu_dispatch() -> bool:
     warnings.warn(f"JAX's backend started before icmh_jax could set {name}={asynchronous}; "
                   f"it stays {jax.config.read(name)}")
   return not jax.config.read(name)
+
+
+def _disabled() -> bool:
+  return os.environ.get(_OFF, "").strip() not in ("", "0")
