@@ -25,11 +25,20 @@ system time 0.7-1.2 s instead of 3.0-5.5 s, the same loss to the last bit (idle 
 2026-12-05, ours alone). Encode and decode keep JAX's default: inline, their times stayed
 within the run-to-run spread (BENCHMARKS.md).
 
+Both flags were measured on the CPU only, and XLA applies them to every backend in the process
+(the GPU's kernels are LLVM-compiled too), so they are set only where JAX will compute on the CPU:
+`JAX_PLATFORMS` names cpu first, or it is unset and no accelerator plugin is installed
+(`jax_plugins.*`, e.g. the CUDA plugin, or libtpu). On an H100 (jax 0.11.2, CUDA 13, 2026-12-05)
+the N=64 train step did not get through its compile and three steps in 120 s either way, so
+nothing says how they act there.
+
 `ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone;
 `JAX_CPU_ENABLE_ASYNC_DISPATCH=true` (or false) chooses the dispatch of the training commands.
 """
 
+import importlib.util
 import os
+import pkgutil
 import warnings
 
 _OFF = "ICMH_NO_XLA_OPTIONS"
@@ -37,15 +46,35 @@ OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimiz
 
 
 def apply() -> str:
-  """Adds `OPTIONS` missing from `XLA_FLAGS`; returns the resulting value."""
+  """Adds `OPTIONS` missing from `XLA_FLAGS` where JAX computes on the CPU (`computes_on_cpu`);
+  returns the resulting value."""
   flags = os.environ.get("XLA_FLAGS", "")
-  if _disabled():
+  if _disabled() or not computes_on_cpu():
     return flags
   given = {f.split("=", 1)[0] for f in flags.split()}
   extra = [f"{k}={v}" for k, v in OPTIONS.items() if k not in given]
   if extra:
     os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
   return os.environ.get("XLA_FLAGS", "")
+
+
+def accelerator_plugins() -> list[str]:
+  """The JAX accelerator plugins installed (found without importing jax)."""
+  try:
+    import jax_plugins  # the namespace package JAX discovers its PJRT plugins in
+    found = sorted(m.name for m in pkgutil.iter_modules(jax_plugins.__path__))
+  except ImportError:
+    found = []
+  return found + (["libtpu"] if importlib.util.find_spec("libtpu") else [])
+
+
+def computes_on_cpu() -> bool:
+  """Whether JAX will compute on the CPU: `JAX_PLATFORMS` names cpu first, or it is unset and
+  `accelerator_plugins()` finds none."""
+  platforms = os.environ.get("JAX_PLATFORMS", "").strip().lower()
+  if platforms:
+    return platforms.split(",")[0].strip() == "cpu"
+  return not accelerator_plugins()
 
 
 def inline_cpu_dispatch() -> bool:

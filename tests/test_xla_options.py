@@ -25,6 +25,32 @@ def test_switch_leaves_xla_flags_alone(monkeypatch):
   assert xla_options.apply() == "--a=1"
 
 
+def test_options_only_where_jax_computes_on_the_cpu(monkeypatch):
+  monkeypatch.delenv("ICMH_NO_XLA_OPTIONS", raising=False)
+  monkeypatch.delenv("JAX_PLATFORMS", raising=False)
+  monkeypatch.setenv("XLA_FLAGS", "--a=1")
+  monkeypatch.setattr(xla_options, "accelerator_plugins", lambda: ["xla_cuda13"])
+  assert xla_options.apply() == "--a=1"  # JAX will pick the GPU: its codegen is left alone
+  monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
+  assert xla_options.apply() == "--a=1"
+  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  assert xla_options.apply().split() == ["--a=1", *(f"{k}={v}" for k, v in
+                                                    xla_options.OPTIONS.items())]
+  monkeypatch.setenv("XLA_FLAGS", "--a=1")
+  monkeypatch.delenv("JAX_PLATFORMS")
+  monkeypatch.setattr(xla_options, "accelerator_plugins", lambda: [])
+  assert len(xla_options.apply().split()) == 1 + len(xla_options.OPTIONS)
+
+
+def test_accelerator_plugins_are_found_where_jax_looks(monkeypatch, tmp_path):
+  import importlib
+  (tmp_path / "jax_plugins" / "xla_fake").mkdir(parents=True)
+  (tmp_path / "jax_plugins" / "xla_fake" / "__init__.py").write_text("")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  importlib.invalidate_caches()
+  assert "xla_fake" in xla_options.accelerator_plugins()
+
+
 def _dispatch_in_fresh_process(env_extra, start_backend_first=False):
   """(inline_cpu_dispatch's return, JAX's async flag after it, warnings) in a new Python."""
   code = ("import jax, warnings; from icmh_jax import xla_options\n"
