@@ -32,7 +32,7 @@ def main(args):
     print(f"train: error: {e}", file=sys.stderr)
     return 1
   compilation_cache.enable()
-  xla_options.inline_cpu_dispatch()
+  xla_options.for_training()
   import jax
   if _DISTRIBUTED.value:
     jax.distributed.initialize()

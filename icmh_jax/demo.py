@@ -214,7 +214,7 @@ def main(argv=None) -> int:
                  help="SAM size (default: from the checkpoint's file name)")
   args = p.parse_args(argv)
   compilation_cache.enable()
-  xla_options.inline_cpu_dispatch()
+  xla_options.for_training()
   args.mask_source = "sam" if args.sam_checkpoint else "canny"
   try:
     lams = [float(v) for v in args.lams.split(",") if v.strip()]

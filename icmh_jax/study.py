@@ -261,7 +261,7 @@ def main(argv=None) -> int:
   if not names or any(n not in known for n in names):
     p.error(f"--variants {args.variants!r}: choose among {', '.join(known)}")
   compilation_cache.enable()
-  xla_options.inline_cpu_dispatch()
+  xla_options.for_training()
   from icmh_jax.errors import IcmhError
   try:
     return study(args.out, PLANS["quick" if args.quick else "full"], args.quick,

@@ -25,14 +25,26 @@ system time 0.7-1.2 s instead of 3.0-5.5 s, the same loss to the last bit (idle 
 2026-12-05, ours alone). Encode and decode keep JAX's default: inline, their times stayed
 within the run-to-run spread (BENCHMARKS.md).
 
-Both flags were measured on the CPU only, and XLA applies them to every backend in the process
+Training commands also leave convolutions out of YNNPACK (`for_training`:
+`--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce`, i.e. without
+`individual_convolution`), and `layers/conv.py` then takes the filter gradient from XLA's own
+convolution instead of its row-patch matmuls (`ynn_convolutions`). Where the backward's time
+went (idle 2-vCPU Xeon with AMX, 2026-12-05): a 128 -> 128 3x3 filter gradient at 8 x 128² took
+0.34 s as row patches, 0.50 s as XLA's convolution in YNNPACK, 0.14 s in XLA's own (Eigen)
+convolution and 0.13 s in PyTorch's oneDNN, while forward and input gradient run as fast either
+way (0.105-0.109 s). LIC-TCM N=64 train step, cache off, ours alone: 12.18 s instead of 13.15 s,
+compile + first step 44.3 s instead of 55.9 s, peak RSS 13.1 instead of 12.3 GB. Encode and
+decode keep YNNPACK's convolutions (decode 5-10 % slower without them on the same host).
+
+Both flags above were measured on the CPU only, and XLA applies them to every backend in the process
 (the GPU's kernels are LLVM-compiled too), so they are set only where JAX will compute on the CPU:
 `JAX_PLATFORMS` names cpu first, or it is unset and no accelerator plugin is installed
 (`jax_plugins.*`, e.g. the CUDA plugin, or libtpu). On an H100 (jax 0.11.2, CUDA 13, 2026-12-05)
 the N=64 train step did not get through its compile and three steps in 120 s either way, so
 nothing says how they act there.
 
-`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone;
+`ICMH_NO_XLA_OPTIONS=1` leaves XLA_FLAGS and the dispatch alone (convolutions stay in YNNPACK and
+their filter gradients are row patches);
 `JAX_CPU_ENABLE_ASYNC_DISPATCH=true` (or false) chooses the dispatch of the training commands.
 """
 
@@ -43,16 +55,18 @@ import warnings
 
 _OFF = "ICMH_NO_XLA_OPTIONS"
 OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimization_level": "1"}
+_YNN = "--xla_cpu_experimental_ynn_fusion_type"
+TRAINING_OPTIONS = {_YNN: "dot,eltwise,reduce"}  # this jaxlib's default less individual_convolution
 
 
-def apply() -> str:
-  """Adds `OPTIONS` missing from `XLA_FLAGS` where JAX computes on the CPU (`computes_on_cpu`);
+def apply(options: dict = OPTIONS) -> str:
+  """Adds `options` missing from `XLA_FLAGS` where JAX computes on the CPU (`computes_on_cpu`);
   returns the resulting value."""
   flags = os.environ.get("XLA_FLAGS", "")
   if _disabled() or not computes_on_cpu():
     return flags
   given = {f.split("=", 1)[0] for f in flags.split()}
-  extra = [f"{k}={v}" for k, v in OPTIONS.items() if k not in given]
+  extra = [f"{k}={v}" for k, v in options.items() if k not in given]
   if extra:
     os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
   return os.environ.get("XLA_FLAGS", "")
@@ -75,6 +89,28 @@ def computes_on_cpu() -> bool:
   if platforms:
     return platforms.split(",")[0].strip() == "cpu"
   return not accelerator_plugins()
+
+
+def ynn_convolutions() -> bool:
+  """Whether XLA's CPU backend runs convolutions in YNNPACK, by `XLA_FLAGS` (its default: yes)."""
+  for flag in reversed(os.environ.get("XLA_FLAGS", "").split()):
+    name, _, value = flag.partition("=")
+    if name == _YNN:
+      return "convolution" in value.split(",") or "individual_convolution" in value.split(",")
+  return True
+
+
+def for_training() -> bool:
+  """For a training process, before JAX starts its backend: adds `TRAINING_OPTIONS` (see the
+  module docstring; a value the user gives wins, none with `ICMH_NO_XLA_OPTIONS`) and runs CPU
+  computations inline (`inline_cpu_dispatch`). Returns whether they run inline."""
+  from jax._src import xla_bridge
+  if not xla_bridge.backends_are_initialized():
+    apply(TRAINING_OPTIONS)
+  elif not _disabled() and computes_on_cpu() and ynn_convolutions():
+    warnings.warn("JAX's backend started before icmh_jax could take convolutions out of YNNPACK "
+                  "for training; the step computes filter gradients as row patches")
+  return inline_cpu_dispatch()
 
 
 def inline_cpu_dispatch() -> bool:

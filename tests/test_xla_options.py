@@ -51,6 +51,47 @@ def test_accelerator_plugins_are_found_where_jax_looks(monkeypatch, tmp_path):
   assert "xla_fake" in xla_options.accelerator_plugins()
 
 
+def test_ynn_convolutions_read_from_xla_flags(monkeypatch):
+  monkeypatch.delenv("XLA_FLAGS", raising=False)
+  assert xla_options.ynn_convolutions()  # XLA's CPU default
+  monkeypatch.setenv("XLA_FLAGS", "--a=1 --xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce")
+  assert not xla_options.ynn_convolutions()
+  monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_experimental_ynn_fusion_type=individual_convolution")
+  assert xla_options.ynn_convolutions()
+
+
+def _training_flags_in_fresh_process(env_extra, start_backend_first=False):
+  """(XLA_FLAGS after `for_training`, whether conv.py takes the row-patch filter gradient,
+  warnings) in a new Python."""
+  code = ("import os, jax, warnings; from icmh_jax import xla_options\n"
+          "import importlib; conv = importlib.import_module('icmh_jax.layers.conv')\n"
+          + ("jax.numpy.zeros(1).block_until_ready()\n" if start_backend_first else "")
+          + "with warnings.catch_warnings(record=True) as w:\n"
+            "  warnings.simplefilter('always'); xla_options.for_training()\n"
+            "print(repr(os.environ.get('XLA_FLAGS', '')), conv.row_patch_filter_grad(), len(w))")
+  env = {k: v for k, v in os.environ.items()
+         if k not in ("XLA_FLAGS", "ICMH_NO_XLA_OPTIONS", "JAX_PLATFORMS")}
+  env.update(env_extra)
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       check=True)
+  flags, rows, warned = out.stdout.rsplit(None, 2)
+  return eval(flags), rows == "True", int(warned)
+
+
+def test_training_takes_convolutions_out_of_ynnpack_unless_told_not_to():
+  flags, rows, warned = _training_flags_in_fresh_process({})
+  assert "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce" in flags.split()
+  assert not rows and not warned
+  user = "--xla_cpu_experimental_ynn_fusion_type=individual_convolution"
+  flags, rows, warned = _training_flags_in_fresh_process({"XLA_FLAGS": user})
+  assert flags.split().count(user) == 1 and flags.count("ynn_fusion_type") == 1 and rows
+  flags, rows, _ = _training_flags_in_fresh_process({"ICMH_NO_XLA_OPTIONS": "1"})
+  assert flags == "" and rows
+  # too late once the backend runs: said, and the filter gradient stays the one that fits
+  flags, rows, warned = _training_flags_in_fresh_process({}, start_backend_first=True)
+  assert "ynn_fusion_type" not in flags and rows and warned >= 1
+
+
 def _dispatch_in_fresh_process(env_extra, start_backend_first=False):
   """(inline_cpu_dispatch's return, JAX's async flag after it, warnings) in a new Python."""
   code = ("import jax, warnings; from icmh_jax import xla_options\n"

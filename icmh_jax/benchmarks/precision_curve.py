@@ -167,7 +167,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   from icmh_jax import compilation_cache, xla_options
   compilation_cache.enable()
-  xla_options.inline_cpu_dispatch()
+  xla_options.for_training()
   try:
     result = compare(args.out, steps=args.steps, window=args.window, batch=args.batch,
                      crop=args.crop, seed=args.seed)

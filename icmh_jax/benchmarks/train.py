@@ -60,7 +60,7 @@ def _torch_reference_knobs(args, config) -> dict | None:
 
 def prepare():
   from icmh_jax import xla_options
-  xla_options.inline_cpu_dispatch()  # the step runs as train.py runs it
+  xla_options.for_training()  # the step runs as train.py runs it
 
 
 def run(args) -> dict:

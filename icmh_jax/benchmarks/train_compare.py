@@ -381,7 +381,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   from icmh_jax import compilation_cache, xla_options
   compilation_cache.enable()  # a rerun does not compile the train step again
-  xla_options.inline_cpu_dispatch()
+  xla_options.for_training()
   try:
     result = compare(args.torch_reference, args.out, steps=args.steps, N=args.N,
                      batch=args.batch, crop=args.crop, seed=args.seed, lam=args.lam,

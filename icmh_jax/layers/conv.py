@@ -3,11 +3,14 @@
 XLA's "SAME" padding on a stride-2 convolution pads (0, 1) on even sizes, PyTorch pads k // 2 on
 every side; the reference's numbers need the latter, so every conv here pads explicitly.
 
-Speed (profile of the train step on CPU, see BENCHMARKS.md): XLA CPU computes a 3x3 conv's filter
-gradient 5-9x slower than the forward conv, and the whole backward of a 1x1 conv 2-3x slower
-than the same matmul written as a dot. So a 1x1 conv is a dot over channels, and a k x k conv
-keeps XLA's forward and input gradient but takes its filter gradient from k row-patch matmuls
-(`_filter_grad`). The numbers are the same convolution up to float32 summation order.
+Speed (profile of the train step on CPU, see BENCHMARKS.md): with convolutions in YNNPACK (XLA's
+CPU default), a 3x3 conv's filter gradient ran 5-9x slower than the forward conv, and the whole
+backward of a 1x1 conv 2-3x slower than the same matmul written as a dot. So a 1x1 conv is a dot
+over channels, and a k x k conv keeps XLA's forward and input gradient but there takes its filter
+gradient from k row-patch matmuls (`_filter_grad`). Training processes take convolutions out of
+YNNPACK (`xla_options.for_training`), where XLA's own filter gradient is 2.4x faster than the row
+patches; it is also the one used on GPU and TPU. The numbers are the same convolution up to
+float32 summation order.
 """
 
 import functools
@@ -16,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from icmh_jax import xla_options
 from icmh_jax.layers.init import fan_in_uniform, host_zeros
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -61,8 +65,17 @@ def _conv2d_fwd(x, kernel, stride):
 def _conv2d_bwd(stride, res, dy):
   x, kernel = res
   x = wait_for(x, dy)  # else XLA builds every conv's row patches (3x its input) in the forward
+  if not row_patch_filter_grad():
+    _, vjp = jax.vjp(lambda x_, k_: _xla_conv(x_, k_, stride), x, kernel)
+    return vjp(dy)
   _, input_vjp = jax.vjp(lambda x_: _xla_conv(x_, kernel, stride), x)
   return input_vjp(dy)[0], _filter_grad(x, dy, kernel.shape, stride).astype(kernel.dtype)
+
+
+def row_patch_filter_grad() -> bool:
+  """Whether `conv2d`'s filter gradient is `_filter_grad` (CPU with YNNPACK's convolutions) rather
+  than XLA's own; read when the backward is traced."""
+  return jax.default_backend() == "cpu" and xla_options.ynn_convolutions()
 
 
 conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)

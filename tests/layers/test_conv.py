@@ -1,6 +1,7 @@
 """The fast-gradient conv equals XLA's convolution and its autodiff (issue 13: speed, same numbers)."""
 
 import functools
+import importlib
 
 import flax.linen as nn
 import jax
@@ -10,6 +11,16 @@ import pytest
 from jax.sharding import Mesh, PartitionSpec as P
 
 from icmh_jax.layers.conv import Conv
+
+conv_module = importlib.import_module("icmh_jax.layers.conv")  # `layers.conv` is also a function
+
+
+@pytest.fixture(autouse=True, params=["row patches", "xla"])
+def filter_grad_path(request, monkeypatch):
+  """Every test runs with both filter gradients: row-patch matmuls (CPU with YNNPACK's
+  convolutions) and XLA's own (training processes, accelerators)."""
+  monkeypatch.setattr(conv_module, "row_patch_filter_grad", lambda: request.param == "row patches")
+  return request.param
 
 
 def _reference(kernel_size, stride, features):
