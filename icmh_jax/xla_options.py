@@ -34,11 +34,12 @@ went (idle 2-vCPU Xeon with AMX, 2026-12-05): a 128 -> 128 3x3 filter gradient a
 convolution and 0.13 s in PyTorch's oneDNN, while forward and input gradient run as fast either
 way (0.105-0.109 s). LIC-TCM N=64 train step, cache off, ours alone: 12.18 s instead of 13.15 s,
 compile + first step 44.3 s instead of 55.9 s, peak RSS 13.1 instead of 12.3 GB. Encode and
-decode keep YNNPACK's convolutions (decode 5-10 % slower without them on the same host).
+decode keep YNNPACK's convolutions (without them the N=64 decode's synthesis took 0.98-1.01 s
+instead of 0.88-0.95 s on the same host).
 
-Both flags above were measured on the CPU only, and XLA applies them to every backend in the process
-(the GPU's kernels are LLVM-compiled too), so they are set only where JAX will compute on the CPU:
-`JAX_PLATFORMS` names cpu first, or it is unset and no accelerator plugin is installed
+All these flags were measured on the CPU only, and XLA applies them to every backend in the
+process (the GPU's kernels are LLVM-compiled too), so they are set only where JAX will compute on
+the CPU: `JAX_PLATFORMS` names cpu first, or it is unset and no accelerator plugin is installed
 (`jax_plugins.*`, e.g. the CUDA plugin, or libtpu). On an H100 (jax 0.11.2, CUDA 13, 2026-12-05)
 the N=64 train step did not get through its compile and three steps in 120 s either way, so
 nothing says how they act there.
@@ -56,7 +57,7 @@ import warnings
 _OFF = "ICMH_NO_XLA_OPTIONS"
 OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimization_level": "1"}
 _YNN = "--xla_cpu_experimental_ynn_fusion_type"
-TRAINING_OPTIONS = {_YNN: "dot,eltwise,reduce"}  # this jaxlib's default less individual_convolution
+TRAINING_OPTIONS = {_YNN: "dot,eltwise,reduce"}  # YNNPACK keeps dots, elementwise ops, reductions
 
 
 def apply(options: dict = OPTIONS) -> str:

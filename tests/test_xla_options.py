@@ -1,5 +1,6 @@
 """The XLA options icmh-jax sets: added when missing, never over a user's own value."""
 
+import ast
 import os
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def _training_flags_in_fresh_process(env_extra, start_backend_first=False):
   out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        check=True)
   flags, rows, warned = out.stdout.rsplit(None, 2)
-  return eval(flags), rows == "True", int(warned)
+  return ast.literal_eval(flags), rows == "True", int(warned)
 
 
 def test_training_takes_convolutions_out_of_ynnpack_unless_told_not_to():

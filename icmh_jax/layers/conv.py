@@ -6,10 +6,10 @@ every side; the reference's numbers need the latter, so every conv here pads exp
 Speed (profile of the train step on CPU, see BENCHMARKS.md): with convolutions in YNNPACK (XLA's
 CPU default), a 3x3 conv's filter gradient ran 5-9x slower than the forward conv, and the whole
 backward of a 1x1 conv 2-3x slower than the same matmul written as a dot. So a 1x1 conv is a dot
-over channels, and a k x k conv keeps XLA's forward and input gradient but there takes its filter
-gradient from k row-patch matmuls (`_filter_grad`). Training processes take convolutions out of
-YNNPACK (`xla_options.for_training`), where XLA's own filter gradient is 2.4x faster than the row
-patches; it is also the one used on GPU and TPU. The numbers are the same convolution up to
+over channels, and a k x k conv keeps XLA's forward and input gradient; beside YNNPACK's
+convolutions it takes its filter gradient from k row-patch matmuls (`_filter_grad`). Training
+processes take convolutions out of YNNPACK (`xla_options.for_training`), where XLA's own filter
+gradient is 2.4x faster than the row patches; GPU and TPU use XLA's own too. The numbers are the same convolution up to
 float32 summation order.
 """
 
