@@ -9,8 +9,8 @@ backward of a 1x1 conv 2-3x slower than the same matmul written as a dot. So a 1
 over channels, and a k x k conv keeps XLA's forward and input gradient; beside YNNPACK's
 convolutions it takes its filter gradient from k row-patch matmuls (`_filter_grad`). Training
 processes take convolutions out of YNNPACK (`xla_options.for_training`), where XLA's own filter
-gradient is 2.4x faster than the row patches; GPU and TPU use XLA's own too. The numbers are the same convolution up to
-float32 summation order.
+gradient is 2.4x faster than the row patches; GPU and TPU use XLA's own too. The numbers are
+the same convolution up to float32 summation order.
 """
 
 import functools
