@@ -97,7 +97,7 @@ def ynn_convolutions() -> bool:
   for flag in reversed(os.environ.get("XLA_FLAGS", "").split()):
     name, _, value = flag.partition("=")
     if name == _YNN:
-      return "convolution" in value.split(",") or "individual_convolution" in value.split(",")
+      return "individual_convolution" in value.split(",")
   return True
 
 
