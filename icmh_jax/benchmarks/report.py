@@ -16,6 +16,7 @@ import datetime
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import time
@@ -56,6 +57,10 @@ def run_row(name: str, reference: str, repeats: int) -> dict:
          "--json", "--torch-reference", reference]
   print(f"[{name}] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
   done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+  if done.returncode < 0:  # a signal leaves no message: say which (SIGKILL: usually the OOM killer)
+    sig = signal.Signals(-done.returncode).name
+    why = " (out of memory? see `dmesg`)" if sig == "SIGKILL" else ""
+    return {"name": name, "error": f"killed by {sig}{why}"}
   if done.returncode:
     return {"name": name, "error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
   return {"name": name, **json.loads(done.stdout)}

@@ -34,6 +34,14 @@ def test_table_rows_give_seconds_ratio_and_peak_memory_in_gib():
   assert lines[3] == "| codec64 | failed: no reference | | | |"
 
 
+def test_a_row_killed_by_a_signal_says_so_instead_of_an_empty_message(monkeypatch):
+  monkeypatch.setattr(report, "wait_for_idle", lambda: 0.0)
+  killed = lambda cmd, **kw: report.subprocess.CompletedProcess(cmd, -9, stdout="", stderr="")
+  monkeypatch.setattr(report.subprocess, "run", killed)
+  row = report.run_row("train128", "ref", 2)
+  assert row == {"name": "train128", "error": "killed by SIGKILL (out of memory? see `dmesg`)"}
+
+
 def test_a_new_table_goes_first_and_the_old_file_stays_below_it_as_history():
   old = "\n".join([report.TITLE, "", "## Current (2026-12-05)", "", "table A", "",
                    "## First table (2026-12-02)", "", "table B", ""])
