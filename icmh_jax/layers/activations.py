@@ -9,8 +9,8 @@ def leaky_relu(x):
   return jax.nn.leaky_relu(x, 0.01)
 
 
-def _gelu(x):
-  return 0.5 * x * (1.0 + jax.lax.erf(x * np.asarray(2 ** -0.5, x.dtype)))
+def _cdf(x):  # Φ(x), the standard normal's CDF
+  return 0.5 * (1.0 + jax.lax.erf(x * np.asarray(2 ** -0.5, x.dtype)))
 
 
 @jax.custom_vjp
@@ -20,20 +20,19 @@ def gelu(x):
   function to float32 rounding.
 
   Its gradient keeps only x and recomputes Φ(x) + x φ(x) in the backward: autodiff of the
-  formula kept three more tensors of x's size (the products it is made of) until the backward,
-  about 3 GiB of the LIC-TCM N=128 train step's temporaries at batch 8 x 256², the MLP's 4C
-  hidden layer being the step's widest activation."""
-  return _gelu(x)
+  formula kept three more tensors of x's size (the products it is made of) until the backward:
+  the LIC-TCM N=128 train step's temporaries (no remat, batch 2 x 256², XLA's memory analysis)
+  fell from 5.01 to 4.67 GiB, the MLP's 4C hidden layer being the step's widest activation."""
+  return x * _cdf(x)
 
 
 def _gelu_fwd(x):
-  return _gelu(x), x
+  return x * _cdf(x), x
 
 
 def _gelu_bwd(x, g):
-  cdf = 0.5 * (1.0 + jax.lax.erf(x * np.asarray(2 ** -0.5, x.dtype)))
   pdf = jax.numpy.exp(-0.5 * x * x) * np.asarray((2 * np.pi) ** -0.5, x.dtype)
-  return (g * (cdf + x * pdf),)
+  return (g * (_cdf(x) + x * pdf),)
 
 
 gelu.defvjp(_gelu_fwd, _gelu_bwd)
