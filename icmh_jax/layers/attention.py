@@ -20,6 +20,7 @@ import numpy as np
 from icmh_jax.layers.activations import gelu
 from icmh_jax.layers.conv import vary_like
 from icmh_jax.layers.init import fan_in_uniform, host_zeros
+from icmh_jax.layers.norm import LayerNorm
 from icmh_jax.layers.remat import checkpointed
 
 
@@ -235,8 +236,7 @@ class SwinBlock(nn.Module):
 
   @nn.compact
   def block(self, x):
-    # Two-pass variance, as torch's LayerNorm computes it.
-    ln = lambda name: nn.LayerNorm(epsilon=1e-5, use_fast_variance=False, name=name)
+    ln = lambda name: LayerNorm(epsilon=1e-5, name=name)
     x = x + WindowAttention(self.dim, self.head_dim, self.window_size, self.shifted,
                             name="msa")(ln("ln1")(x))
     y = ln("ln2")(x)
