@@ -81,9 +81,10 @@ REMAT_FROM_WIDTH = 128
 
 def remat_enabled(config) -> bool:
   """`config.remat`, or where it is unset, whether it pays: for a trained codec of width
-  N >= 128. Measured at batch 8 x 256² on a 2-core, 24 GB CPU machine: N = 128 peaks at 21 GB
-  of RSS without it (the PyTorch reference: 15 GB), 14 GB with it, its step 72 s -> 94 s;
-  N = 64 peaks at 12.6 GB without it and would pay 19 % more time for 8.7 GB (BENCHMARKS.md).
+  N >= 128. Measured at batch 8 x 256² on a 2-core, 24 GB CPU machine (2026-12-07): N = 128
+  needs 16.5 GiB of XLA temporaries without it, 11.0 GiB with the transformer scope, peaking at
+  14.8 GiB of RSS (the PyTorch reference: 15.0 GiB) for about 2 % more time per step; N = 64
+  fits without it (8.6 GiB of temporaries, 11.5 GiB peak RSS; BENCHMARKS.md).
   `--config.remat=False` trades the memory back for speed where it fits."""
   if config.get("remat") is not None:
     return bool(config.remat)
