@@ -1,10 +1,11 @@
 """GELU's hand-written gradient against the analytic derivative and against autodiff of its
 formula."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-import math
 
 from icmh_jax.layers.activations import gelu
 
