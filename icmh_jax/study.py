@@ -31,7 +31,7 @@ from icmh_jax import compilation_cache, malloc_options, runs, xla_options
 
 # The protocol (docs/study/protocol.md); `quick` runs the same pipeline with a few steps per run.
 PLANS = {
-    "full": dict(machine_steps=10000, first_steps=720, next_steps=200, batch=4, crop=128,
+    "full": dict(machine_steps=10000, first_steps=1400, next_steps=200, batch=4, crop=128,
                  lr=1e-3, eval_crop=256, images=0, machine_evals=15),
     # The full plan's shapes: a quick run fills the compilation cache the full run then reads.
     "quick": dict(machine_steps=2, first_steps=2, next_steps=1, batch=4, crop=128, lr=1e-3,
