@@ -2,8 +2,9 @@
 
 `train(config, workdir)` trains unless `workdir` already holds the final step of the same config
 (then it says so and returns at once); a run started with another config is started again from
-scratch, and an unfinished run with the same config resumes from its checkpoint. The config (and
-the config of the frozen base under it) is stamped as `run_config.json` in the workdir.
+scratch, and an unfinished run with the same config resumes from its checkpoint. The config, the
+config of the frozen base under it and, for a fine-tune (`init_from`), the stamp and steps of the
+run it starts from are stamped as `run_config.json` in the workdir.
 """
 
 import json
@@ -42,6 +43,20 @@ def _what_trains(stamp) -> dict | None:
           if isinstance(v, dict) else v for k, v in stamp.items()}
 
 
+def _init_identity(init_from: str) -> dict:
+  """What a fine-tune starts from: the init run's stamp (without EXECUTION_ONLY keys) and its
+  finished steps. Its own path stays the same when that run is trained again with other settings,
+  so the path alone would let a stale fine-tune be reused."""
+  from icmh_jax import params_io
+  stamp = os.path.join(init_from, "run_config.json")
+  saved = None
+  if os.path.exists(stamp):
+    with open(stamp) as f:
+      saved = json.load(f)
+  return {"stamp": _what_trains(saved),
+          "steps": params_io.step_dirs(os.path.join(init_from, "checkpoints"))}
+
+
 def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tuple[float, bool]:
   """Trains `config` in `workdir` unless it is finished there; returns (seconds, reused).
 
@@ -57,6 +72,8 @@ def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tupl
   total = int(config.schedule.total_steps)
   stamp = os.path.join(workdir, "run_config.json")
   wanted = params_io.plain_json({"config": config, "base": base})
+  if config.get("init_from"):
+    wanted["init"] = _init_identity(config.init_from)
   saved = None
   if os.path.exists(stamp):
     with open(stamp) as f:

@@ -57,6 +57,25 @@ def test_reruns_reuse_only_finished_runs_of_the_same_config(tmp_path, monkeypatc
   assert marker.is_dir() and len(trained) == 5
 
 
+def test_a_fine_tune_trains_again_when_the_run_it_starts_from_changed(tmp_path, monkeypatch):
+  trained = []
+
+  def fake_train(config, workdir):
+    trained.append(workdir)
+    os.makedirs(os.path.join(workdir, "checkpoints", str(int(config.schedule.total_steps)),
+                             "params"))
+
+  monkeypatch.setattr(loop, "train_and_evaluate", fake_train)
+  first_wd, tune_wd = str(tmp_path / "lam0.05"), str(tmp_path / "lam0.02")
+  tune = runs.load_config("tcm", "tiny,lam=0.02", **{"schedule.total_steps": 3,
+                                                     "init_from": first_wd})
+  for steps in (5, 5, 7):  # the first run retrained longer at the same path (a new protocol)
+    first = runs.load_config("tcm", "tiny,lam=0.05", **{"schedule.total_steps": steps})
+    runs.train(first, first_wd, "first")
+    runs.train(tune, tune_wd, "tune")
+  assert trained == [first_wd, tune_wd, first_wd, tune_wd]
+
+
 def test_a_new_system_releases_the_previous_systems_compiled_steps(tmp_path, monkeypatch):
   from icmh_jax.train import step
   released = []
