@@ -6,7 +6,13 @@ Every caller (CLI, train.py, evaluate.py, converters) builds its model here. `mo
 default, an unknown field raises `ConfigError` listing the known ones.
 """
 
+import hashlib
+import json
+import os
+import pathlib
+
 import jax
+import numpy as np
 
 from icmh_jax import params_io
 from icmh_jax.errors import ConfigError
@@ -70,6 +76,51 @@ def load_system(checkpoint=None, *, name: str | None = None, model_config=None, 
     raise ConfigError(f"checkpoint {checkpoint} holds system {found!r}, not {name!r}")
   system = get_system(found, meta.get("model"))
   # Checked against the config's tree: a mismatch lists missing / unexpected keys and shapes.
-  like = jax.eval_shape(lambda rng: system.init(rng, INIT_SHAPE), jax.random.key(0))
-  params, _ = params_io.load_params(checkpoint, like=like)
+  params, _ = params_io.load_params(checkpoint, like=param_shapes(system))
   return system, params
+
+
+def param_shapes(system) -> dict:
+  """The params tree of `system`'s config as `jax.ShapeDtypeStruct`s (`jax.eval_shape` of its
+  init).
+
+  That trace of the whole network takes seconds (5 s for a tiny FR-ICMH, the largest part of a
+  new process's `icmh encode`), so the tree is also kept beside the persistent compilation cache
+  (when it is on), keyed by the system, its config and the source of `icmh_jax.models` and
+  `icmh_jax.layers`: a change to the networks' code makes a new entry.
+  """
+  path = _shapes_path(system)
+  if path is not None and path.is_file():
+    try:
+      saved = json.loads(path.read_text())
+      return jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(tuple(leaf["shape"]), leaf["dtype"]),
+                          saved, is_leaf=lambda v: isinstance(v, dict) and "shape" in v)
+    except (OSError, ValueError, KeyError, TypeError):
+      pass  # a damaged entry: traced again and rewritten
+  like = jax.eval_shape(lambda rng: system.init(rng, INIT_SHAPE), jax.random.key(0))
+  if path is not None:
+    plain = jax.tree.map(lambda a: {"shape": list(a.shape), "dtype": np.dtype(a.dtype).name}, like)
+    try:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      tmp = path.with_suffix(f".{os.getpid()}.tmp")
+      tmp.write_text(json.dumps(plain))
+      os.replace(tmp, path)
+    except OSError:
+      pass  # a read-only cache costs the trace, nothing else
+  return like
+
+
+def _cache_dir() -> str | None:
+  return jax.config.jax_compilation_cache_dir  # set by `compilation_cache.enable`
+
+
+def _shapes_path(system) -> pathlib.Path | None:
+  cache = _cache_dir()
+  if not cache:
+    return None
+  digest = hashlib.sha256(repr((system.name, sorted(system.config.items()), INIT_SHAPE,
+                                jax.__version__)).encode())
+  package = pathlib.Path(__file__).resolve().parents[1]
+  for source in sorted([*(package / "models").glob("*.py"), *(package / "layers").glob("*.py")]):
+    digest.update(source.name.encode() + source.read_bytes())
+  return pathlib.Path(cache) / "icmh_param_shapes" / f"{digest.hexdigest()[:32]}.json"
