@@ -6,10 +6,7 @@ Every caller (CLI, train.py, evaluate.py, converters) builds its model here. `mo
 default, an unknown field raises `ConfigError` listing the known ones.
 """
 
-import hashlib
 import json
-import os
-import pathlib
 
 import jax
 import numpy as np
@@ -20,6 +17,7 @@ from icmh_jax.models.config import resolve_config, upgrade_meta
 from icmh_jax.models.fr_icmh import FRICMH
 from icmh_jax.models.icmh_ff import ICMHFF
 from icmh_jax.models.pr_icmh import PRICMH
+from icmh_jax.models import trace_cache
 from icmh_jax.models.sa_icm import SAICM
 
 SYSTEMS = ("tcm", "sa_icm", "icmh_ff", "fr_icmh", "pr_icmh")
@@ -82,14 +80,9 @@ def load_system(checkpoint=None, *, name: str | None = None, model_config=None, 
 
 def param_shapes(system) -> dict:
   """The params tree of `system`'s config as `jax.ShapeDtypeStruct`s (`jax.eval_shape` of its
-  init).
-
-  That trace of the whole network takes seconds (5 s for a tiny FR-ICMH, the largest part of a
-  new process's `icmh encode`), so the tree is also kept beside the persistent compilation cache
-  (when it is on), keyed by the system, its config and the source of `icmh_jax.models` and
-  `icmh_jax.layers`: a change to the networks' code makes a new entry.
-  """
-  path = _shapes_path(system)
+  init), kept in `trace_cache` once traced (the trace takes seconds)."""
+  path = trace_cache.entry_path("param_shapes", repr((system.name, sorted(system.config.items()),
+                                                      INIT_SHAPE)), ".json")
   if path is not None and path.is_file():
     try:
       saved = json.loads(path.read_text())
@@ -100,27 +93,5 @@ def param_shapes(system) -> dict:
   like = jax.eval_shape(lambda rng: system.init(rng, INIT_SHAPE), jax.random.key(0))
   if path is not None:
     plain = jax.tree.map(lambda a: {"shape": list(a.shape), "dtype": np.dtype(a.dtype).name}, like)
-    try:
-      path.parent.mkdir(parents=True, exist_ok=True)
-      tmp = path.with_suffix(f".{os.getpid()}.tmp")
-      tmp.write_text(json.dumps(plain))
-      os.replace(tmp, path)
-    except OSError:
-      pass  # a read-only cache costs the trace, nothing else
+    trace_cache.write(path, json.dumps(plain).encode())
   return like
-
-
-def _cache_dir() -> str | None:
-  return jax.config.jax_compilation_cache_dir  # set by `compilation_cache.enable`
-
-
-def _shapes_path(system) -> pathlib.Path | None:
-  cache = _cache_dir()
-  if not cache:
-    return None
-  digest = hashlib.sha256(repr((system.name, sorted(system.config.items()), INIT_SHAPE,
-                                jax.__version__)).encode())
-  package = pathlib.Path(__file__).resolve().parents[1]
-  for source in sorted([*(package / "models").glob("*.py"), *(package / "layers").glob("*.py")]):
-    digest.update(source.name.encode() + source.read_bytes())
-  return pathlib.Path(cache) / "icmh_param_shapes" / f"{digest.hexdigest()[:32]}.json"

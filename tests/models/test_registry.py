@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from icmh_jax.errors import ConfigError
-from icmh_jax.models import config, registry
+from icmh_jax.models import config, registry, trace_cache
 
 
 def test_unknown_system_names_the_known_ones():
@@ -96,16 +96,17 @@ def test_param_shapes_are_kept_beside_the_compilation_cache(tmp_path, monkeypatc
   system = registry.get_system("tcm", {"N_machine": 32, "M": 80, "slice_width": 16,
                                        "depths": (1,) * 6, "head_dims": (8,) * 6})
   traced = jax.eval_shape(lambda rng: system.init(rng, registry.INIT_SHAPE), jax.random.key(0))
-  monkeypatch.setattr(registry, "_cache_dir", lambda: str(tmp_path))
+  monkeypatch.setattr(trace_cache, "cache_dir", lambda: str(tmp_path))
   assert registry.param_shapes(system) == traced  # traced, then written
   (entry,) = (tmp_path / "icmh_param_shapes").iterdir()
   monkeypatch.setattr(type(system), "init", lambda *a: pytest.fail("traced again"))
   assert registry.param_shapes(system) == traced  # read back: the same tree, shapes and dtypes
-  other = registry.get_system("tcm", {"N_machine": 48, "M": 80, "slice_width": 16,
-                                      "depths": (1,) * 6, "head_dims": (8,) * 6})
-  assert registry._shapes_path(other) != entry  # another config, another entry
   entry.write_text("{damaged")
   monkeypatch.undo()
-  monkeypatch.setattr(registry, "_cache_dir", lambda: str(tmp_path))
+  monkeypatch.setattr(trace_cache, "cache_dir", lambda: str(tmp_path))
+  other = registry.get_system("tcm", {"N_machine": 48, "M": 80, "slice_width": 16,
+                                      "depths": (1,) * 6, "head_dims": (8,) * 6})
+  registry.param_shapes(other)
+  assert len(list((tmp_path / "icmh_param_shapes").iterdir())) == 2  # another config, another entry
   assert registry.param_shapes(system) == traced  # a damaged entry is traced and rewritten
   assert registry.param_shapes(system) == traced and entry.read_text().startswith("{\"")

@@ -1,0 +1,50 @@
+"""What a new process would otherwise trace again, kept beside the persistent compilation cache.
+
+JAX's cache keeps compiled programs, but the params tree `registry.load_system` checks a
+checkpoint against comes from tracing the whole network's init: about 5 s for a tiny FR-ICMH in a
+new `icmh encode`, whose encode then takes 0.7 s. Entries live in `<compilation cache>/icmh_<kind>/`,
+keyed by what they depend on plus the source of `icmh_jax.models` and `icmh_jax.layers` and the
+JAX version, so a change to the networks' code makes new entries; nothing is kept while the
+compilation cache is off. (Serialized `jax.export`s of the coding functions were tried as well:
+deserializing them took 1.7 s of the 2.4 s their tracing takes, and needs flatbuffers.)
+"""
+
+import functools
+import hashlib
+import os
+import pathlib
+
+import jax
+
+
+def cache_dir() -> str | None:
+  return jax.config.jax_compilation_cache_dir  # set by `compilation_cache.enable`
+
+
+@functools.cache
+def _source_digest() -> bytes:
+  digest = hashlib.sha256(jax.__version__.encode())
+  package = pathlib.Path(__file__).resolve().parents[1]
+  for source in sorted([*(package / "models").glob("*.py"), *(package / "layers").glob("*.py")]):
+    digest.update(source.name.encode() + source.read_bytes())
+  return digest.digest()
+
+
+def entry_path(kind: str, key: str, suffix: str) -> pathlib.Path | None:
+  """Where the entry of `key` (a deterministic text) lives; None while the cache is off."""
+  root = cache_dir()
+  if not root:
+    return None
+  digest = hashlib.sha256(_source_digest() + key.encode()).hexdigest()[:32]
+  return pathlib.Path(root) / f"icmh_{kind}" / f"{digest}{suffix}"
+
+
+def write(path: pathlib.Path, data: bytes) -> None:
+  """Atomically; a read-only or full cache costs the trace next time, nothing else."""
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+  except OSError:
+    pass
