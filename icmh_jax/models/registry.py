@@ -13,11 +13,11 @@ import numpy as np
 
 from icmh_jax import params_io
 from icmh_jax.errors import ConfigError
+from icmh_jax.models import trace_cache
 from icmh_jax.models.config import resolve_config, upgrade_meta
 from icmh_jax.models.fr_icmh import FRICMH
 from icmh_jax.models.icmh_ff import ICMHFF
 from icmh_jax.models.pr_icmh import PRICMH
-from icmh_jax.models import trace_cache
 from icmh_jax.models.sa_icm import SAICM
 
 SYSTEMS = ("tcm", "sa_icm", "icmh_ff", "fr_icmh", "pr_icmh")

@@ -3,8 +3,8 @@
 JAX's cache keeps compiled programs, but the params tree `registry.load_system` checks a
 checkpoint against comes from tracing the whole network's init: about 5 s for a tiny FR-ICMH in a
 new `icmh encode`, whose encode then takes 0.7 s. Entries live in `<compilation cache>/icmh_<kind>/`,
-keyed by what they depend on plus the source of `icmh_jax.models` and `icmh_jax.layers` and the
-JAX version, so a change to the networks' code makes new entries; nothing is kept while the
+keyed by what they depend on plus the source of `icmh_jax.layers`, `.entropy` and `.models` and
+the JAX version, so a change to the networks' code makes new entries; nothing is kept while the
 compilation cache is off. (Serialized `jax.export`s of the coding functions were tried as well:
 deserializing them took 1.7 s of the 2.4 s their tracing takes, and needs flatbuffers.)
 """
@@ -25,8 +25,9 @@ def cache_dir() -> str | None:
 def _source_digest() -> bytes:
   digest = hashlib.sha256(jax.__version__.encode())
   package = pathlib.Path(__file__).resolve().parents[1]
-  for source in sorted([*(package / "models").glob("*.py"), *(package / "layers").glob("*.py")]):
-    digest.update(source.name.encode() + source.read_bytes())
+  for source in sorted(p for part in ("layers", "entropy", "models")
+                       for p in (package / part).glob("*.py")):
+    digest.update(str(source.relative_to(package)).encode() + source.read_bytes())
   return digest.digest()
 
 
