@@ -43,17 +43,21 @@ def _what_trains(stamp) -> dict | None:
           if isinstance(v, dict) else v for k, v in stamp.items()}
 
 
+def _read_stamp(workdir: str) -> dict | None:
+  """A workdir's `run_config.json`, None when it has none."""
+  stamp = os.path.join(workdir, "run_config.json")
+  if not os.path.exists(stamp):
+    return None
+  with open(stamp) as f:
+    return json.load(f)
+
+
 def _init_identity(init_from: str) -> dict:
   """What a fine-tune starts from: the init run's stamp (without EXECUTION_ONLY keys) and its
   finished steps. Its own path stays the same when that run is trained again with other settings,
   so the path alone would let a stale fine-tune be reused."""
   from icmh_jax import params_io
-  stamp = os.path.join(init_from, "run_config.json")
-  saved = None
-  if os.path.exists(stamp):
-    with open(stamp) as f:
-      saved = json.load(f)
-  return {"stamp": _what_trains(saved),
+  return {"stamp": _what_trains(_read_stamp(init_from)),
           "steps": params_io.step_dirs(os.path.join(init_from, "checkpoints"))}
 
 
@@ -74,10 +78,7 @@ def train(config, workdir: str, label: str, base=None, tag: str = "run") -> tupl
   wanted = params_io.plain_json({"config": config, "base": base})
   if config.get("init_from"):
     wanted["init"] = _init_identity(config.init_from)
-  saved = None
-  if os.path.exists(stamp):
-    with open(stamp) as f:
-      saved = json.load(f)
+  saved = _read_stamp(workdir)
   if os.path.isdir(workdir) and _what_trains(saved) != _what_trains(wanted):
     say(tag, f"{label}: {workdir} holds a run with another config; starting it again")
     shutil.rmtree(workdir)

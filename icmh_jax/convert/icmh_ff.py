@@ -8,9 +8,8 @@ registry (`icmh_ff`, or `fr_icmh` whose additional codec has the same tree). The
 checkpoint is N = 128 with m = 4: `get_system("icmh_ff", {"N_machine": 128, "N": 128, "num_slices_a": 4})`.
 """
 
-import jax
 
-from icmh_jax.models.registry import INIT_SHAPE
+from icmh_jax.models.registry import param_shapes
 
 
 def from_reference(system, machine_sd: dict, additional_sd: dict | None = None) -> dict:
@@ -32,7 +31,7 @@ def from_reference(system, machine_sd: dict, additional_sd: dict | None = None) 
   if (additional_sd is not None) != system.has_additional:
     raise ValueError(f"system {system.name} "
                      f"{'needs' if system.has_additional else 'has no'} additional state_dict")
-  template = jax.eval_shape(lambda rng: system.init(rng, INIT_SHAPE), jax.random.key(0))
+  template = param_shapes(system)
   params = {"base": tcm_from_reference(machine_sd, template["base"])}
   if additional_sd is not None:
     params["additional"] = tcm_from_reference(additional_sd, template["additional"])
