@@ -8,7 +8,6 @@ registry (`icmh_ff`, or `fr_icmh` whose additional codec has the same tree). The
 checkpoint is N = 128 with m = 4: `get_system("icmh_ff", {"N_machine": 128, "N": 128, "num_slices_a": 4})`.
 """
 
-
 from icmh_jax.models.registry import param_shapes
 
 
