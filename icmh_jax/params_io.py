@@ -151,6 +151,22 @@ def read_meta(path) -> dict:
     raise CheckpointError(f"checkpoint {pdir} has no readable meta: {e}") from e
 
 
+def _restore_args(tree):
+  return ocp.args.PyTreeRestore(
+      item=tree, restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
+
+
+def _restore(item, like):
+  """The params restored into `like`'s tree without reading Orbax's tree metadata first (half
+  the load of a small model); None when that fails, so the caller reads the metadata and says
+  which keys or shapes differ."""
+  try:
+    with ocp.PyTreeCheckpointer() as ckptr:
+      return ckptr.restore(item, args=_restore_args(like))
+  except Exception:  # noqa: BLE001 -- explained by the metadata path
+    return None
+
+
 def load_params(path, expect_meta: Mapping[str, Any] | None = None, *, like=None):
   """Loads a params directory, a step directory or a workdir's latest step.
 
@@ -172,17 +188,20 @@ def load_params(path, expect_meta: Mapping[str, Any] | None = None, *, like=None
   if expect_meta:
     check_meta(meta, expect_meta, pdir)
   item = os.path.join(pdir, "params")
-  try:
-    with ocp.PyTreeCheckpointer() as ckptr:
-      tree = ckptr.metadata(item).item_metadata.tree
-      if like is not None:
-        check_tree(tree, like, pdir)
-      restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-      params = ckptr.restore(item, args=ocp.args.PyTreeRestore(restore_args=restore_args))
-  except CheckpointError:
-    raise
-  except Exception as e:  # Orbax/tensorstore raise many types for a damaged directory.
-    raise CheckpointError(f"checkpoint {pdir} is unreadable: {type(e).__name__}: {e}") from e
+  params = _restore(item, like) if like is not None else None
+  if params is not None:
+    check_tree(params, like, pdir)
+  else:
+    try:
+      with ocp.PyTreeCheckpointer() as ckptr:
+        tree = ckptr.metadata(item).item_metadata.tree
+        if like is not None:
+          check_tree(tree, like, pdir)
+        params = ckptr.restore(item, args=_restore_args(tree))
+    except CheckpointError:
+      raise
+    except Exception as e:  # Orbax/tensorstore raise many types for a damaged directory.
+      raise CheckpointError(f"checkpoint {pdir} is unreadable: {type(e).__name__}: {e}") from e
   bad = [_key(p) for p, x in jax.tree_util.tree_leaves_with_path(params)
          if np.issubdtype(np.asarray(x).dtype, np.inexact) and not np.all(np.isfinite(x))]
   if bad:

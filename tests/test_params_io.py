@@ -82,3 +82,27 @@ def test_long_key_lists_are_cut_with_a_count(tmp_path):
   params_io.save_params(tmp_path / "p", {f"k{i:02d}": np.zeros(1) for i in range(30)}, META)
   with pytest.raises(CheckpointError, match=r"unexpected keys \(30\): k00, .*k11, \.\.\. and 18 more"):
     params_io.load_params(tmp_path / "p", like={"other": np.zeros(1)})
+
+
+@pytest.mark.parametrize("change", ["extra_key", "shape"])
+def test_a_checkpoint_differing_by_one_thing_is_refused_with_what_differs(tmp_path, change):
+  # A single difference is what restoring straight into `like` (no metadata read) could miss.
+  params_io.save_params(tmp_path / "p", _params(), META)
+  like = _params()
+  if change == "extra_key":
+    del like["base"]["g_a"]["bias"]
+    expected = "unexpected keys (1): base/g_a/bias"
+  else:
+    like["base"]["g_a"]["kernel"] = np.zeros((3, 3, 3, 16), np.float32)
+    expected = "base/g_a/kernel: checkpoint (3, 3, 3, 8) vs expected (3, 3, 3, 16)"
+  with pytest.raises(CheckpointError) as e:
+    params_io.load_params(tmp_path / "p", like=like)
+  assert expected in str(e.value)
+
+
+def test_loading_against_the_expected_tree_gives_the_saved_values(tmp_path):
+  params_io.save_params(tmp_path / "p", _params(), META)
+  like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), _params())
+  params, _ = params_io.load_params(tmp_path / "p", like=like)
+  jax.tree.map(np.testing.assert_array_equal, params, _params())
+  assert all(isinstance(a, np.ndarray) for a in jax.tree.leaves(params))
