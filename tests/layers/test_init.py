@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icmh_jax.layers import init
 from icmh_jax.layers.init import torch_default_init
 
 
@@ -44,3 +45,15 @@ def test_module_init_alone_gives_pytorch_like_kernels_eager_and_jitted():
     assert np.abs(kernel).max() <= bound
     assert abs(kernel.std() - bound / np.sqrt(3)) < 0.1 * bound
     np.testing.assert_array_equal(params["params"]["bias"], np.zeros(64))
+
+
+def test_fan_in_uniform_draws_the_same_values_traced_as_on_the_host():
+  # Traced, it is a host callback (cheap for Flax's per-param shape check); the draw must match.
+  key, shape = jax.random.key(3), (3, 3, 4, 8)
+  host = init.fan_in_uniform(key, shape)
+  traced = jax.jit(lambda k: init.fan_in_uniform(k, shape))(key)
+  np.testing.assert_array_equal(np.asarray(traced), host)
+  bound = 1 / np.sqrt(3 * 3 * 4)
+  assert np.abs(host).max() <= bound and abs(host.std() - bound / np.sqrt(3)) < 0.1 * bound
+  assert jax.eval_shape(lambda: init.fan_in_uniform(key, (2, 5))) == jax.ShapeDtypeStruct(
+      (2, 5), np.float32)
