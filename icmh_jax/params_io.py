@@ -151,9 +151,8 @@ def read_meta(path) -> dict:
     raise CheckpointError(f"checkpoint {pdir} has no readable meta: {e}") from e
 
 
-def _restore_args(tree):
-  return ocp.args.PyTreeRestore(
-      item=tree, restore_args=jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))
+def _as_numpy(tree):
+  return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
 
 
 def _restore(item, like):
@@ -162,7 +161,8 @@ def _restore(item, like):
   which keys or shapes differ."""
   try:
     with ocp.PyTreeCheckpointer() as ckptr:
-      return ckptr.restore(item, args=_restore_args(like))
+      return ckptr.restore(item,
+                           args=ocp.args.PyTreeRestore(item=like, restore_args=_as_numpy(like)))
   except Exception:  # noqa: BLE001 -- explained by the metadata path
     return None
 
@@ -197,7 +197,7 @@ def load_params(path, expect_meta: Mapping[str, Any] | None = None, *, like=None
         tree = ckptr.metadata(item).item_metadata.tree
         if like is not None:
           check_tree(tree, like, pdir)
-        params = ckptr.restore(item, args=_restore_args(tree))
+        params = ckptr.restore(item, args=ocp.args.PyTreeRestore(restore_args=_as_numpy(tree)))
     except CheckpointError:
       raise
     except Exception as e:  # Orbax/tensorstore raise many types for a damaged directory.
