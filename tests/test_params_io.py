@@ -84,7 +84,7 @@ def test_long_key_lists_are_cut_with_a_count(tmp_path):
     params_io.load_params(tmp_path / "p", like={"other": np.zeros(1)})
 
 
-@pytest.mark.parametrize("change", ["extra_key", "shape"])
+@pytest.mark.parametrize("change", ["extra_key", "missing_key", "shape"])
 def test_a_checkpoint_differing_by_one_thing_is_refused_with_what_differs(tmp_path, change):
   # A single difference is what restoring straight into `like` (no metadata read) could miss.
   params_io.save_params(tmp_path / "p", _params(), META)
@@ -92,6 +92,9 @@ def test_a_checkpoint_differing_by_one_thing_is_refused_with_what_differs(tmp_pa
   if change == "extra_key":
     del like["base"]["g_a"]["bias"]
     expected = "unexpected keys (1): base/g_a/bias"
+  elif change == "missing_key":
+    like["base"]["g_a"]["extra"] = np.zeros((2,), np.float32)
+    expected = "missing keys (1): base/g_a/extra"
   else:
     like["base"]["g_a"]["kernel"] = np.zeros((3, 3, 3, 16), np.float32)
     expected = "base/g_a/kernel: checkpoint (3, 3, 3, 8) vs expected (3, 3, 3, 16)"
