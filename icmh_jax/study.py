@@ -37,7 +37,7 @@ PLANS = {
     "quick": dict(machine_steps=2, first_steps=2, next_steps=1, batch=4, crop=128, lr=1e-3,
                   eval_crop=256, images=1, machine_evals=1),
 }
-LAMS = (0.05, 0.02, 0.01, 0.005)  # the first from scratch, the others fine-tuned from it
+LAMS = (0.05, 0.01, 0.002, 0.0004)  # the first from scratch, the others fine-tuned from it
 NA = 3
 MACHINE_LAM = 0.05
 # The machine layer is good enough when its held-out edge PSNR (real bitstream) reaches this and
