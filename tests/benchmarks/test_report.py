@@ -53,3 +53,18 @@ def test_a_new_table_goes_first_and_the_old_file_stays_below_it_as_history():
       f"{report.TITLE}\n\n## Current (2026-12-06)\n\ntable C\n"
   section = report.document([], "python -m icmh_jax.benchmarks.report --rows train64")
   assert section.startswith("## Current (") and "Regenerate: `python -m" in section
+
+
+def test_codec_rows_get_their_own_repeat_count(monkeypatch, tmp_path):
+  seen = []
+  monkeypatch.setattr(report, "run_row",
+                      lambda name, ref, repeats: seen.append((name, repeats)) or
+                      {"name": name, "error": "not run"})
+  out = tmp_path / "B.md"
+  assert report.main(["--torch-reference", "ref", "--rows", "train64,codec64", "--repeats", "2",
+                      "--out", str(out)]) == 1
+  assert seen == [("train64", 2), ("codec64", 9)]
+  report.main(["--torch-reference", "ref", "--rows", "codec128", "--codec-repeats", "4",
+               "--out", str(out)])
+  assert seen[-1] == ("codec128", 4)
+  assert "| codec64 | failed: not run |" in out.read_text()
