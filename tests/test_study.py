@@ -7,7 +7,7 @@ import math
 import pytest
 
 from icmh_jax import study
-from icmh_jax.evaluation import tables
+from icmh_jax.evaluation import rd, tables
 
 
 def test_plan_names_every_run_before_training(tmp_path):
@@ -75,7 +75,7 @@ def test_quick_study_tables_parse_and_every_bpp_is_the_bytes_of_its_file(tmp_pat
     folders = sorted(p for p in (d / "bitstreams").iterdir())
     assert len(rows) == len(folders) * n_images == 4 * (4 if group == "paper" else 2)
     for i, r in enumerate(rows):
-      path = folders[i // n_images] / f"{r['image']}.icmh"
+      path = folders[i // n_images] / rd.bitstream_name(r["image"])
       size = path.stat().st_size
       assert int(r["bytes_total"]) == size
       assert int(r["bytes_machine"]) + int(r["bytes_human"]) == size

@@ -197,6 +197,12 @@ def _json_safe(obj):
   return obj
 
 
+def bitstream_name(image_name: str) -> str:
+  """The file an image's bitstream is kept in: its name ("skimage/chelsea") with every character
+  but letters, digits and -_. made "_", plus ".icmh"."""
+  return "".join(c if c.isalnum() or c in "-_." else "_" for c in image_name) + ".icmh"
+
+
 def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
                      anchor=tables.ANCHOR, keep_bitstreams=True, param_counts=None, progress=True):
   """Real-bitstream RD evaluation of every entry on every image, with tables and plots.
@@ -227,8 +233,7 @@ def evaluate_systems(entries, images, out_dir, *, method=bdrate.DEFAULT_METHOD,
       if keep_bitstreams:
         os.makedirs(folder, exist_ok=True)
       for image in images:
-        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in image.name)
-        path = os.path.join(folder, f"{stem}.icmh") if keep_bitstreams else None
+        path = os.path.join(folder, bitstream_name(image.name)) if keep_bitstreams else None
         rows.append(measure_image(entry, image, measure, path))
         bar.update()
   files = dict(per_image=os.path.join(out_dir, "per_image.csv"),
