@@ -1,6 +1,7 @@
 """BENCHMARKS.md: every side-by-side row against the PyTorch LIC-TCM reference, regenerated.
 
   python -m icmh_jax.benchmarks.report --torch-reference DIR [--rows train64,codec64] [--out FILE]
+      [--repeats 3] [--codec-repeats 9]   (timed train steps / codec calls per side)
 
 The new table goes first in FILE, as its "## Current (date)" section; what FILE held stays below
 it as history. Each row is one `icmh bench ... --json --torch-reference DIR` in a process of its
