@@ -1,18 +1,22 @@
 """What a new process would otherwise trace again, kept beside the persistent compilation cache.
 
-JAX's cache keeps compiled programs, but the params tree `registry.load_system` checks a
-checkpoint against comes from tracing the whole network's init: about 5 s for a tiny FR-ICMH in a
-new `icmh encode`, whose encode then takes 0.7 s. Entries live in `<compilation cache>/icmh_<kind>/`,
-keyed by what they depend on plus the source of `icmh_jax.layers`, `.entropy` and `.models` and
-the JAX version, so a change to the networks' code makes new entries; nothing is kept while the
-compilation cache is off. (Serialized `jax.export`s of the coding functions were tried as well:
-deserializing them took 1.7 s of the 2.4 s their tracing takes, and needs flatbuffers.)
+JAX's cache keeps compiled programs, but finding one means tracing and lowering the function
+first: the params tree `registry.load_system` checks a checkpoint against comes from tracing the
+whole network's init (about 5 s for a tiny FR-ICMH), and the first encode traced its 23 coding
+functions (about 3 s) before reading them back. So `registry` keeps that tree here, and
+`coding.call_method` its compiled functions (serialized executables, loaded without tracing).
+Entries live in `<compilation cache>/icmh_<kind>/`, keyed by what they depend on plus the source
+of `icmh_jax.layers`, `.entropy` and `.models` and the JAX version (executables also by
+`environment()`), so a change to the networks' code makes new entries; nothing is kept while the
+compilation cache is off. (Serialized `jax.export`s were tried too: deserializing them took 1.7 s
+of the 2.4 s their tracing takes, and needs flatbuffers.)
 """
 
 import functools
 import hashlib
 import os
 import pathlib
+import platform
 
 import jax
 
@@ -29,6 +33,22 @@ def _source_digest() -> bytes:
                        for p in (package / part).glob("*.py")):
     digest.update(str(source.relative_to(package)).encode() + source.read_bytes())
   return digest.digest()
+
+
+@functools.cache
+def environment() -> str:
+  """What a compiled program depends on beyond its source and shapes: jaxlib, XLA's flags, the
+  device and the CPU's features (an executable built for AVX-512 must not load elsewhere)."""
+  import jaxlib
+  device = jax.devices()[0]
+  try:
+    flags = next(line for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("flags"))
+  except (OSError, StopIteration):
+    flags = platform.processor()
+  return repr((jaxlib.__version__, os.environ.get("XLA_FLAGS", ""), device.platform,
+               device.device_kind, device.client.platform_version, jax.config.jax_enable_x64,
+               str(jax.config.jax_default_matmul_precision), flags))
 
 
 def entry_path(kind: str, key: str, suffix: str) -> pathlib.Path | None:
