@@ -37,6 +37,15 @@ compile + first step 44.3 s instead of 55.9 s, peak RSS 13.1 instead of 12.3 GB.
 decode keep YNNPACK's convolutions (without them the N=64 decode's synthesis took 0.98-1.01 s
 instead of 0.88-0.95 s on the same host).
 
+Everything else (encode, decode, evaluation, benchmarks of the codec) runs without YNNPACK's
+fusions (`--xla_cpu_experimental_ynn_fusion_type=`, replaced by the training value in a training
+process): their first run in a process prepares each fusion, about 0.7 s of a tiny FR-ICMH's
+first encode in a new `icmh encode` (2.12-2.26 s instead of 1.52 s, its later encodes 0.62-0.64
+against 0.68 s), and at LIC-TCM N=64 / N=128 the steady encode and decode were within their
+spread or faster without them (`icmh bench codec`, 5 runs, alternating: N=128 decode 2.94 / 2.88 s
+against 3.68 / 3.22 s with them; idle 2-vCPU AMD EPYC Zen 5, 2026-12-07, ours alone). The files
+are the same bytes either way; decoded pixels differ by at most 1 in 8 bits at 0.003 % of them.
+
 All these flags were measured on the CPU only, and XLA applies them to every backend in the
 process (the GPU's kernels are LLVM-compiled too), so they are set only where JAX will compute on
 the CPU: `JAX_PLATFORMS` names cpu first, or it is unset and no accelerator plugin is installed
@@ -55,9 +64,11 @@ import pkgutil
 import warnings
 
 _OFF = "ICMH_NO_XLA_OPTIONS"
-OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimization_level": "1"}
 _YNN = "--xla_cpu_experimental_ynn_fusion_type"
+OPTIONS = {"--xla_llvm_disable_expensive_passes": "true", "--xla_backend_optimization_level": "1",
+           _YNN: ""}  # no YNNPACK fusions outside training (see above)
 TRAINING_OPTIONS = {_YNN: "dot,eltwise,reduce"}  # YNNPACK keeps dots, elementwise ops, reductions
+_ADDED = {}  # flag -> the value `apply` added (a later `apply` may replace it; a user's flag stays)
 
 
 def apply(options: dict = OPTIONS) -> str:
@@ -66,10 +77,13 @@ def apply(options: dict = OPTIONS) -> str:
   flags = os.environ.get("XLA_FLAGS", "")
   if _disabled() or not computes_on_cpu():
     return flags
-  given = {f.split("=", 1)[0] for f in flags.split()}
+  replace = {k for k, v in options.items() if k in _ADDED and f"{k}={_ADDED[k]}" in flags.split()}
+  kept = [f for f in flags.split() if f.split("=", 1)[0] not in replace]
+  given = {f.split("=", 1)[0] for f in kept}
   extra = [f"{k}={v}" for k, v in options.items() if k not in given]
-  if extra:
-    os.environ["XLA_FLAGS"] = " ".join([flags, *extra]).strip()
+  _ADDED.update(f.split("=", 1) for f in extra)
+  if extra or replace:
+    os.environ["XLA_FLAGS"] = " ".join([*kept, *extra]).strip()
   return os.environ.get("XLA_FLAGS", "")
 
 

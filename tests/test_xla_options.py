@@ -17,7 +17,22 @@ def test_missing_option_is_added_and_a_users_value_wins(monkeypatch):
   assert "--xla_backend_optimization_level=1" in out
   monkeypatch.setenv("XLA_FLAGS", "--xla_llvm_disable_expensive_passes=false")
   assert xla_options.apply().split() == ["--xla_llvm_disable_expensive_passes=false",
-                                         "--xla_backend_optimization_level=1"]
+                                         "--xla_backend_optimization_level=1",
+                                         "--xla_cpu_experimental_ynn_fusion_type="]
+
+
+def test_a_later_apply_replaces_what_icmh_jax_added_never_the_users(monkeypatch):
+  monkeypatch.delenv("ICMH_NO_XLA_OPTIONS", raising=False)
+  monkeypatch.setattr(xla_options, "_ADDED", {})
+  ynn = "--xla_cpu_experimental_ynn_fusion_type"
+  monkeypatch.setenv("XLA_FLAGS", "--a=1")
+  assert f"{ynn}=" in xla_options.apply().split()  # the codec's default: no YNNPACK fusions
+  out = xla_options.apply(xla_options.TRAINING_OPTIONS).split()
+  assert f"{ynn}=dot,eltwise,reduce" in out and f"{ynn}=" not in out and "--a=1" in out
+  monkeypatch.setattr(xla_options, "_ADDED", {})
+  monkeypatch.setenv("XLA_FLAGS", f"{ynn}=dot")
+  xla_options.apply()
+  assert xla_options.apply(xla_options.TRAINING_OPTIONS).split().count(f"{ynn}=dot") == 1
 
 
 def test_switch_leaves_xla_flags_alone(monkeypatch):
@@ -83,15 +98,20 @@ def _training_flags_in_fresh_process(env_extra, start_backend_first=False):
 def test_training_takes_convolutions_out_of_ynnpack_unless_told_not_to():
   flags, rows, warned = _training_flags_in_fresh_process({})
   assert "--xla_cpu_experimental_ynn_fusion_type=dot,eltwise,reduce" in flags.split()
-  assert not rows and not warned
+  assert flags.count("ynn_fusion_type") == 1 and not rows and not warned  # import's value replaced
   user = "--xla_cpu_experimental_ynn_fusion_type=individual_convolution"
   flags, rows, warned = _training_flags_in_fresh_process({"XLA_FLAGS": user})
   assert flags.split().count(user) == 1 and flags.count("ynn_fusion_type") == 1 and rows
   flags, rows, _ = _training_flags_in_fresh_process({"ICMH_NO_XLA_OPTIONS": "1"})
   assert flags == "" and rows
-  # too late once the backend runs: said, and the filter gradient stays the one that fits
+  # too late once the backend runs: it runs without YNNPACK's fusions (the import's value), so
+  # its convolutions are XLA's own and conv.py takes their filter gradient: only the dispatch's
+  # warning (inline_cpu_dispatch), none of YNNPACK
   flags, rows, warned = _training_flags_in_fresh_process({}, start_backend_first=True)
-  assert "ynn_fusion_type" not in flags and rows and warned >= 1
+  assert "--xla_cpu_experimental_ynn_fusion_type=" in flags.split() and not rows and warned == 1
+  flags, rows, warned = _training_flags_in_fresh_process({"XLA_FLAGS": user},
+                                                         start_backend_first=True)
+  assert flags.split().count(user) == 1 and rows and warned == 2  # and the user's YNNPACK convs
 
 
 def _dispatch_in_fresh_process(env_extra, start_backend_first=False):
