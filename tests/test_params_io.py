@@ -109,3 +109,27 @@ def test_loading_against_the_expected_tree_gives_the_saved_values(tmp_path):
   params, _ = params_io.load_params(tmp_path / "p", like=like)
   jax.tree.map(np.testing.assert_array_equal, params, _params())
   assert all(isinstance(a, np.ndarray) for a in jax.tree.leaves(params))
+
+
+def test_a_copy_beside_the_cache_gives_the_saved_values_and_follows_the_files(tmp_path,
+                                                                               monkeypatch):
+  from icmh_jax import trace_cache
+  params = _params()
+  path = params_io.save_params(str(tmp_path / "ck"), params, {"system": "tcm", "model": {}})
+  like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), params)
+  monkeypatch.setattr(trace_cache, "cache_dir", lambda: str(tmp_path / "cache"))
+  first, _ = params_io.load_params(path, like=like)  # read by Orbax, copy written
+  (copy,) = (tmp_path / "cache" / "icmh_params").iterdir()
+  import orbax.checkpoint as ocp
+  monkeypatch.setattr(ocp, "PyTreeCheckpointer", lambda: pytest.fail("read by Orbax again"))
+  second, _ = params_io.load_params(path, like=like)
+  jax.tree.map(np.testing.assert_array_equal, second, params)
+  jax.tree.map(np.testing.assert_array_equal, first, params)
+  monkeypatch.undo()
+  monkeypatch.setattr(trace_cache, "cache_dir", lambda: str(tmp_path / "cache"))
+  changed = jax.tree.map(lambda a: a + 1, params)  # rewritten in place: another key
+  params_io.save_params(path, changed, {"system": "tcm", "model": {}})
+  third, _ = params_io.load_params(path, like=like)
+  jax.tree.map(np.testing.assert_array_equal, third, changed)
+  copy.write_bytes(b"damaged")
+  assert trace_cache.read_arrays(copy) is None

@@ -24,7 +24,7 @@ from icmh_jax.entropy import gaussian
 from icmh_jax.entropy.coder import SymbolDecoder, SymbolEncoder
 from icmh_jax.entropy.tables import factorized_tables, gaussian_tables
 from icmh_jax.errors import IcmhError
-from icmh_jax.models import trace_cache
+from icmh_jax import trace_cache
 from icmh_jax.models.channel_arm import run_slices
 
 _EXECUTABLES = {}  # (model, method, static, argument tree and shapes) -> compiled function

@@ -13,7 +13,7 @@ import numpy as np
 
 from icmh_jax import params_io
 from icmh_jax.errors import ConfigError
-from icmh_jax.models import trace_cache
+from icmh_jax import trace_cache
 from icmh_jax.models.config import resolve_config, upgrade_meta
 from icmh_jax.models.fr_icmh import FRICMH
 from icmh_jax.models.icmh_ff import ICMHFF

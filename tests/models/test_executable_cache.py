@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from tiny_model import TINY
 
-from icmh_jax.models import coding, registry, trace_cache
+from icmh_jax import trace_cache
+from icmh_jax.models import coding, registry
 
 
 def _image(h=64, w=96):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from icmh_jax.errors import ConfigError
-from icmh_jax.models import config, registry, trace_cache
+from icmh_jax import trace_cache
+from icmh_jax.models import config, registry
 
 
 def test_unknown_system_names_the_known_ones():

@@ -14,11 +14,13 @@ of the 2.4 s their tracing takes, and needs flatbuffers.)
 
 import functools
 import hashlib
+import json
 import os
 import pathlib
 import platform
 
 import jax
+import numpy as np
 
 
 def cache_dir() -> str | None:
@@ -28,7 +30,7 @@ def cache_dir() -> str | None:
 @functools.cache
 def _source_digest() -> bytes:
   digest = hashlib.sha256(jax.__version__.encode())
-  package = pathlib.Path(__file__).resolve().parents[1]
+  package = pathlib.Path(__file__).resolve().parent
   for source in sorted(p for part in ("layers", "entropy", "models")
                        for p in (package / part).glob("*.py")):
     digest.update(str(source.relative_to(package)).encode() + source.read_bytes())
@@ -67,5 +69,52 @@ def write(path: pathlib.Path, data: bytes) -> None:
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+  except OSError:
+    pass
+
+
+def files_signature(directory) -> str:
+  """Every file under `directory` with its size and modification time: a key that changes when
+  any of them is rewritten."""
+  root = pathlib.Path(directory)
+  return repr(sorted((str(f.relative_to(root)), st.st_size, st.st_mtime_ns)
+                     for f in root.rglob("*") if f.is_file() for st in (f.stat(),)))
+
+
+def write_arrays(path: pathlib.Path, arrays: list) -> None:
+  """`arrays` (numpy) in one file: a JSON header of dtypes and shapes, then their bytes."""
+  arrays = [np.ascontiguousarray(a) for a in arrays]
+  header = json.dumps([[a.dtype.str, list(a.shape)] for a in arrays]).encode()
+  write(path, b"".join([len(header).to_bytes(8, "little"), header,
+                        *(a.tobytes() for a in arrays)]))
+
+
+def read_arrays(path: pathlib.Path) -> list | None:
+  """The arrays `write_arrays` wrote (views of one buffer); None when the file is missing or
+  damaged."""
+  try:
+    data = bytearray(path.read_bytes())  # writable, as arrays restored by Orbax are
+    n = int.from_bytes(data[:8], "little")
+    offset, out = 8 + n, []
+    for dtype, shape in json.loads(data[8:offset]):
+      count = int(np.prod(shape, dtype=np.int64))
+      out.append(np.frombuffer(data, np.dtype(dtype), count, offset).reshape(shape))
+      offset += out[-1].nbytes
+    return out if offset == len(data) else None
+  except (OSError, ValueError, TypeError):
+    return None
+
+
+def keep_newest(kind: str, count: int) -> None:
+  """Deletes all but the `count` most recently used entries of `kind` (a copy of a model's
+  weights is as large as the model)."""
+  root = cache_dir()
+  if not root:
+    return
+  try:
+    entries = sorted((root_kind / name for root_kind in [pathlib.Path(root) / f"icmh_{kind}"]
+                      for name in os.listdir(root_kind)), key=lambda f: f.stat().st_mtime_ns)
+    for stale in entries[:-count]:
+      stale.unlink()
   except OSError:
     pass
