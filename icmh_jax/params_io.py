@@ -179,7 +179,10 @@ def _restore(item, like):
     copy = trace_cache.read_arrays(path)
     if copy is not None and [(a.shape, a.dtype) for a in copy] == [
         (tuple(x.shape), np.dtype(x.dtype)) for x in leaves]:
-      os.utime(path)
+      try:
+        os.utime(path)  # most recently used (`keep_newest`); a read-only cache still reads
+      except OSError:
+        pass
       return jax.tree.unflatten(treedef, copy)
   import orbax.checkpoint as ocp  # not at import: about 0.2 s, and a copy needs none
   try:
