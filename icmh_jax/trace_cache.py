@@ -112,8 +112,8 @@ def keep_newest(kind: str, count: int) -> None:
   if not root:
     return
   try:
-    entries = sorted((root_kind / name for root_kind in [pathlib.Path(root) / f"icmh_{kind}"]
-                      for name in os.listdir(root_kind)), key=lambda f: f.stat().st_mtime_ns)
+    entries = sorted((pathlib.Path(root) / f"icmh_{kind}").iterdir(),
+                     key=lambda f: f.stat().st_mtime_ns)
     for stale in entries[:-count]:
       stale.unlink()
   except OSError:

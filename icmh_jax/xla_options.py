@@ -34,7 +34,7 @@ went (idle 2-vCPU Xeon with AMX, 2026-12-05): a 128 -> 128 3x3 filter gradient a
 convolution and 0.13 s in PyTorch's oneDNN, while forward and input gradient run as fast either
 way (0.105-0.109 s). LIC-TCM N=64 train step, cache off, ours alone: 12.18 s instead of 13.15 s,
 compile + first step 44.3 s instead of 55.9 s, peak RSS 13.1 instead of 12.3 GB. Encode and
-decode keep YNNPACK's convolutions (without them the N=64 decode's synthesis took 0.98-1.01 s
+decode kept YNNPACK's convolutions then (without them the N=64 decode's synthesis took 0.98-1.01 s
 instead of 0.88-0.95 s on the same host).
 
 Everything else (encode, decode, evaluation, benchmarks of the codec) runs without YNNPACK's

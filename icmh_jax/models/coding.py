@@ -12,63 +12,27 @@ way any module method runs under jit.
 """
 
 import functools
-import pickle
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import serialize_executable
 
 from icmh_jax.entropy import gaussian
 from icmh_jax.entropy.coder import SymbolDecoder, SymbolEncoder
 from icmh_jax.entropy.tables import factorized_tables, gaussian_tables
 from icmh_jax.errors import IcmhError
-from icmh_jax import trace_cache
 from icmh_jax.models.channel_arm import run_slices
 
-_EXECUTABLES = {}  # (model, method, static, argument tree and shapes) -> compiled function
-
-
+@functools.partial(jax.jit, static_argnames=("model", "method", "static"))
 def call_method(model: nn.Module, params, method: str, *args, static: tuple = ()):
-  """`model.apply({"params": params}, *static, *args, method=method)`, compiled once per (model,
-  method, static, argument shapes).
+  """`model.apply({"params": params}, *static, *args, method=method)`, jitted per (model, method,
+  static).
 
   The one way a module method runs under jit: the encoder and the decoder both go through it, so
   they run the same compiled function. `static` holds hashable leading arguments (a slice index).
-  While the compilation cache is on, the compiled function is also kept there (`trace_cache`),
-  so a new process loads it instead of tracing and lowering the network again.
   """
-  leaves, treedef = jax.tree.flatten((params, args))
-  key = (model, method, static, treedef, tuple((x.shape, x.dtype) for x in leaves))
-  fn = _EXECUTABLES.get(key)
-  if fn is None:
-    fn = _EXECUTABLES[key] = _load_or_compile(model, params, method, args, static, key)
-  return fn(params, *args)
-
-
-def _load_or_compile(model, params, method, args, static, key):
-  path = trace_cache.entry_path(
-      "executable", repr((repr(model), method, static, str(key[3]),
-                          [(shape, dtype.str) for shape, dtype in key[4]],
-                          trace_cache.environment())), ".pkl")
-  if path is not None and path.is_file():
-    try:
-      return serialize_executable.deserialize_and_load(*pickle.loads(path.read_bytes()))
-    except Exception:  # noqa: BLE001 -- damaged, or built for another CPU: compile again
-      pass
-
-  def run(params, *args):
-    return model.apply({"params": params}, *static, *args, method=method)
-
-  # A module name of its own per entry: XLA's CPU runtime failed to find the kernels of a loaded
-  # executable ("concatenate.1_kernel not found") whose module name another one in the process
-  # had; `_EXECUTABLES` loads each entry once.
-  run.__name__ = f"{method}_{path.stem[:16]}" if path is not None else method
-  compiled = jax.jit(run).lower(params, *args).compile()
-  if path is not None:
-    trace_cache.write(path, pickle.dumps(serialize_executable.serialize(compiled)))
-  return compiled
+  return model.apply({"params": params}, *static, *args, method=method)
 
 
 def _medians(params) -> np.ndarray:
